@@ -1,0 +1,72 @@
+"""Atomic file writes: temp file in the same directory, flush + fsync, rename.
+
+A process killed at any point leaves either the old file or the new one, never a
+half-written file that a later run would read as complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[io.IOBase]:
+    """Open a temp file beside `path`; on clean exit fsync it and rename it onto `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_csv(path: str | os.PathLike, frame) -> None:
+    """Write a pandas DataFrame as CSV atomically."""
+    with atomic_open(path, "w") as f:
+        frame.to_csv(f, index=False)
+
+
+def torch_save(obj: Any, path: str | os.PathLike) -> None:
+    import torch
+
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
+
+
+def np_save(path: str | os.PathLike, array) -> None:
+    import numpy as np
+
+    with atomic_open(path, "wb") as f:
+        np.save(f, array)

@@ -1,0 +1,364 @@
+"""One resolved config per run, built from YAML and the command line.
+
+Precedence (later wins):
+    dataclass defaults
+    < dataset YAML (benchmarks/configs/datasets/<name>.yaml) and model YAML (models/<name>.yaml)
+    < the model YAML's `datasets: <dataset>:` section
+    < the preset file (presets/<preset>.yaml)
+    < the model's and the dataset's `presets: <preset>:` sections
+    < `--set section.key=value`
+
+Sections: `model` (the model's config dataclass), `data` (the dataset's), `train`,
+`eval`. The model fields `channels` and `dec_std` default to the dataset's values.
+An unknown key is an error that names the nearest valid key and lists them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+PRESETS = ("smoke", "quick", "paper")
+SECTIONS = ("model", "data", "train", "eval")
+
+
+class ConfigError(ValueError):
+    """A user error in a config: unknown key, bad value, malformed YAML, unknown name."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 0  # optimizer steps; 0 = derive from epochs
+    epochs: float = 300.0  # passes over the training videos (used when steps == 0)
+    batch_size: int = 50  # sequences per batch (official code: 50; the paper's text: 100)
+    seq_len: int = 100  # frames per training sequence (a window of a training video)
+    optimizer: str = "adam"  # adam is the only optimizer of the paper's models
+    lr: float = 3e-4  # Adam learning rate
+    adam_eps: float = 1e-4  # Adam epsilon
+    clip_grad: float = 10000.0  # global gradient-norm clip; 0 = off (official CW-VAE: 10000)
+    log_every: int = 10  # steps between JSONL log lines
+    ckpt_every: int = 200  # steps between checkpoints (and always at the end)
+    deterministic: bool = True  # torch deterministic algorithms (bit-identical resume on CPU)
+    skip_nonfinite: bool = False  # skip (and log) batches with a non-finite loss instead of stopping
+    amp: str = "off"  # mixed precision on CUDA: off | bf16
+    num_threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    def __post_init__(self):
+        if self.optimizer != "adam":
+            raise ConfigError(f"train.optimizer: only 'adam' is supported, got {self.optimizer!r}")
+        if self.amp not in ("off", "bf16"):
+            raise ConfigError(f"train.amp must be 'off' or 'bf16', got {self.amp!r}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    context: int = 36  # context frames handed to the model; it predicts the rest
+    n_videos: int = 0  # test videos evaluated; 0 = all
+    n_samples: int = 1  # samples per test video (best-of-N and mean over samples)
+    batch_size: int = 8  # test videos per batch
+    metrics: tuple[str, ...] = ("ssim", "psnr")  # per-frame metrics computed
+    mode: str = "standard"  # standard | official (the official CW-VAE evaluation, see metrics)
+    save_samples: int = 4  # test videos whose predictions are saved to samples/
+
+    def __post_init__(self):
+        if self.mode not in ("standard", "official"):
+            raise ConfigError(f"eval.mode must be 'standard' or 'official', got {self.mode!r}")
+
+
+# ---------------------------------------------------------------- YAML
+
+
+def load_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"malformed YAML at {where}: {problem}; fix that line") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top, got {type(data).__name__}")
+    return data
+
+
+def merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_set(item: str) -> tuple[list[str], Any]:
+    """'train.lr=1e-3' -> (['train', 'lr'], 0.001). Values parse as YAML."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set expects section.key=value, got {item!r}")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def nested(keys: list[str], value: Any) -> dict:
+    out: Any = value
+    for k in reversed(keys):
+        out = {k: out}
+    return out
+
+
+# ---------------------------------------------------------------- typing
+
+
+def coerce(value: Any, hint: Any, key: str) -> Any:
+    """Coerce a YAML/CLI value to a dataclass field's type, or raise naming key and value."""
+    origin = typing.get_origin(hint)
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+                return value.lower() in ("true", "yes", "1")
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if hint is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if hint is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError
+            return str(value)
+        if origin in (tuple, list):
+            (item_hint, *_) = typing.get_args(hint) or (str,)
+            if isinstance(value, str):
+                value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+            if not isinstance(value, (list, tuple)):
+                raise ValueError
+            return tuple(coerce(v, item_hint, key) for v in value)
+    except (TypeError, ValueError):
+        name = getattr(hint, "__name__", str(hint))
+        raise ConfigError(f"{key}: expected {name}, got {value!r}") from None
+    return value
+
+
+def build_dataclass(cls: type, values: dict, section: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            raise ConfigError(unknown_key_message(section, key, names))
+    kwargs = {k: coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{section}: {e}") from None
+
+
+def unknown_key_message(section: str, key: str, valid: list[str]) -> str:
+    near = difflib.get_close_matches(key, valid, n=1)
+    hint = f"did you mean {section}.{near[0]}? " if near else ""
+    return f"unknown key {section}.{key}; {hint}valid keys in {section}: {', '.join(valid)}"
+
+
+# ---------------------------------------------------------------- the resolved config
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model_name: str
+    dataset: str
+    preset: str
+    seed: int
+    model: Any  # the model's config dataclass
+    data: Any  # the dataset's config dataclass
+    train: TrainConfig
+    eval: EvalConfig
+    model_file_sha256: str = ""  # for a model given as path/to/file.py:Class
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = {
+            "model_name": self.model_name,
+            "dataset": self.dataset,
+            "preset": self.preset,
+            "seed": self.seed,
+        }
+        if self.model_file_sha256:
+            d["model_file_sha256"] = self.model_file_sha256
+        for section in SECTIONS:
+            value = getattr(self, section)
+            d[section] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else dict(value)
+        for k, v in d["eval"].items():
+            if isinstance(v, tuple):
+                d["eval"][k] = list(v)
+        return d
+
+    def hash(self) -> str:
+        """Identity of a run: every setting that changes its result (the data root excluded)."""
+        d = self.to_dict()
+        d["data"].pop("root", None)
+        for k in ("log_every", "ckpt_every", "num_threads"):
+            d["train"].pop(k, None)
+        blob = json.dumps(d, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:8]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def model_class(self):
+        from models.base import get_model_class
+
+        return get_model_class(self.model_name)
+
+    def build_model(self):
+        kwargs = dataclasses.asdict(self.model) if dataclasses.is_dataclass(self.model) else dict(self.model)
+        return self.model_class(**kwargs)
+
+    @property
+    def total_steps(self) -> int:
+        if self.train.steps > 0:
+            return self.train.steps
+        n_train = getattr(self.data, "n_train", 0)
+        if not n_train:
+            raise ConfigError("train.steps is 0 and the dataset size is unknown: set train.steps")
+        windows = max(1, getattr(self.data, "train_length", self.train.seq_len) // self.train.seq_len)
+        return max(1, round(self.train.epochs * n_train * windows / self.train.batch_size))
+
+
+def model_yaml(name: str) -> dict:
+    path = CONFIG_DIR / "models" / f"{name}.yaml"
+    return load_yaml(path) if path.exists() else {}
+
+
+def dataset_yaml(name: str) -> dict:
+    path = CONFIG_DIR / "datasets" / f"{name}.yaml"
+    return load_yaml(path) if path.exists() else {}
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / "presets").glob("*.yaml"))
+
+
+def _model_yaml_name(model_cls, model: str) -> str:
+    return getattr(model_cls, "registry_name", model) if ":" not in model else "_external"
+
+
+def resolve_config(
+    model: str,
+    dataset: str = "mmnist",
+    preset: str = "smoke",
+    sets: list[str] | tuple[str, ...] = (),
+    seed: int = 0,
+    overrides: dict | None = None,
+) -> RunConfig:
+    """Build the RunConfig of (model, dataset, preset) with `--set` items and `overrides` applied."""
+    from datasets.base import get_dataset_class
+    from models.base import get_model_class
+
+    try:
+        model_cls = get_model_class(model)
+    except KeyError as e:
+        raise ConfigError(e.args[0]) from None
+    try:
+        data_cls = get_dataset_class(dataset)
+    except KeyError as e:
+        raise ConfigError(e.args[0]) from None
+    if preset not in preset_names():
+        raise ConfigError(f"unknown preset {preset!r}; valid: {', '.join(preset_names())}")
+
+    m_yaml = model_yaml(_model_yaml_name(model_cls, model))
+    d_yaml = dataset_yaml(dataset)
+    p_yaml = load_yaml(CONFIG_DIR / "presets" / f"{preset}.yaml")
+
+    def sections(d: dict, where: str) -> dict:
+        extra = set(d) - set(SECTIONS)
+        if extra:
+            raise ConfigError(f"{where}: unknown section(s) {sorted(extra)}; valid: {', '.join(SECTIONS)}")
+        return d
+
+    def body(d: dict) -> dict:
+        return {k: v for k, v in d.items() if k in SECTIONS}
+
+    layers = [
+        ("dataset YAML", body(d_yaml)),
+        ("model YAML", body(m_yaml)),
+        (f"model YAML datasets.{dataset}", (m_yaml.get("datasets") or {}).get(dataset, {})),
+        (f"preset {preset}", p_yaml),
+        (f"model YAML presets.{preset}", (m_yaml.get("presets") or {}).get(preset, {})),
+        (f"dataset YAML presets.{preset}", (d_yaml.get("presets") or {}).get(preset, {})),
+    ]
+    merged: dict = {s: {} for s in SECTIONS}
+    for where, layer in layers:
+        merged = merge(merged, sections(layer, where))
+    for item in sets:
+        keys, value = parse_set(item)
+        if keys[0] not in SECTIONS or len(keys) != 2:
+            raise ConfigError(f"--set {item!r}: keys look like section.key with section in {', '.join(SECTIONS)}")
+        merged = merge(merged, nested(keys, value))
+    for section, values in (overrides or {}).items():
+        merged = merge(merged, {section: values})
+
+    data_values = {"name": dataset, **merged["data"]}
+    data_cfg = build_dataclass(data_cls.config_class, data_values, "data")
+    if data_cfg.name != dataset:
+        raise ConfigError(f"data.name is {data_cfg.name!r} but the run's dataset is {dataset!r}; use --dataset")
+
+    model_values = dict(merged["model"])
+    model_config_cls = model_cls.config_class
+    if model_config_cls is not None:
+        fields = {f.name for f in dataclasses.fields(model_config_cls)}
+        for inherited in ("channels", "dec_std"):  # the dataset decides these unless the model sets them
+            if inherited in fields:
+                model_values.setdefault(inherited, getattr(data_cfg, inherited))
+        model_cfg = build_dataclass(model_config_cls, model_values, "model")
+    else:
+        if model_values:
+            raise ConfigError(f"model {model!r} takes no hyperparameters, got {sorted(model_values)}")
+        model_cfg = {}
+
+    sha = ""
+    if ":" in model:
+        from models.plugins import file_sha256, split_model_spec
+
+        sha = file_sha256(split_model_spec(model)[0])
+    return RunConfig(
+        model_name=model,
+        dataset=dataset,
+        preset=preset,
+        seed=seed,
+        model=model_cfg,
+        data=data_cfg,
+        train=build_dataclass(TrainConfig, merged["train"], "train"),
+        eval=build_dataclass(EvalConfig, merged["eval"], "eval"),
+        model_file_sha256=sha,
+    )
+
+
+def config_from_dict(d: dict) -> RunConfig:
+    """Rebuild a RunConfig from a saved config.yaml (the run directory's)."""
+    overrides = {s: d.get(s, {}) for s in SECTIONS}
+    cfg = resolve_config(d["model_name"], d["dataset"], d["preset"], seed=d.get("seed", 0), overrides=overrides)
+    return cfg

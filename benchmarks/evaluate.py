@@ -1,0 +1,94 @@
+"""Streamed open-loop evaluation of one run: eval/curves.csv, eval/summary.csv, samples/.
+
+Predictions are produced one batch of test videos at a time and reduced to per-frame
+scores immediately; only (videos x samples x horizon) numbers per metric are kept.
+With several samples, `best` picks per video the sample with the best time-averaged
+score (as SVG and CW-VAE report) and `mean` averages over samples.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from benchmarks.atomic import atomic_open, write_csv
+from benchmarks.metrics import FRAME_METRICS, HIGHER_IS_BETTER
+from benchmarks.protocol import ProtocolError, check_context, frame_scores, mean_ci, open_loop, to_video_tensor
+
+
+def metric_functions(cfg) -> dict:
+    fns = {}
+    for name in cfg.eval.metrics:
+        if name not in FRAME_METRICS:
+            continue  # set-level metrics (FVD) are computed elsewhere
+        metric = FRAME_METRICS[name]
+        fns[name] = metric.official if (cfg.eval.mode == "official" and metric.official) else metric.fn
+    unknown = [m for m in cfg.eval.metrics if m not in FRAME_METRICS and m not in HIGHER_IS_BETTER]
+    if unknown:
+        raise ProtocolError(f"unknown metric(s) {unknown} in eval.metrics; valid: {sorted(HIGHER_IS_BETTER)}")
+    return fns
+
+
+def aggregate(scores: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """scores {metric: (N, n_samples, horizon)} -> (curves, summary) tables."""
+    curve_rows, summary_rows = [], []
+    for name, s in scores.items():
+        higher = HIGHER_IS_BETTER.get(name, True)
+        per_sample = s.mean(-1)  # (N, n): time-averaged score of each sample
+        best_idx = per_sample.argmax(1) if higher else per_sample.argmin(1)
+        variants = {
+            "best": s[np.arange(len(s)), best_idx],  # (N, horizon)
+            "mean": s.mean(1),  # (N, horizon)
+        }
+        for agg, v in variants.items():
+            mean, lo, hi = mean_ci(v, axis=0)
+            for t in range(v.shape[1]):
+                curve_rows.append(
+                    dict(metric=name, aggregate=agg, t=t + 1, mean=mean[t], ci_low=lo[t], ci_high=hi[t], n=len(v))
+                )
+            m, lo, hi = mean_ci(v.mean(1), axis=0)  # over videos of the time-averaged score
+            summary_rows.append(dict(metric=name, aggregate=agg, value=float(m), ci_low=float(lo), ci_high=float(hi), n=len(v)))
+    return pd.DataFrame(curve_rows), pd.DataFrame(summary_rows)
+
+
+def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progress: bool = True) -> pd.DataFrame:
+    """Evaluate `model` open loop on `test_videos` (N, T, H, W, C) uint8; write eval/ and samples/."""
+    from rich.progress import Progress
+
+    e = cfg.eval
+    n_videos = len(test_videos) if e.n_videos <= 0 else min(e.n_videos, len(test_videos))
+    length = cfg.data.test_length
+    if test_videos.shape[1] < length:
+        raise ProtocolError(
+            f"test videos have {test_videos.shape[1]} frames but data.test_length is {length}; "
+            "prepare longer videos or lower data.test_length"
+        )
+    check_context(model, e.context, length)
+    fns = metric_functions(cfg)
+    model.eval()
+    scores: dict[str, list] = {name: [] for name in fns}
+    saved_gt, saved_pred = [], []
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"open-loop eval ({n_videos} videos x {length - e.context} frames)", total=n_videos)
+        for start in range(0, n_videos, e.batch_size):
+            stop = min(start + e.batch_size, n_videos)
+            video = to_video_tensor(test_videos[start:stop, :length], device)  # (B, T, C, H, W)
+            official = e.mode == "official"
+            preds = open_loop(model, video, e.context, e.n_samples, seed=cfg.seed * 1_000_003 + start, raw=official)
+            for name, value in frame_scores(preds, video[:, e.context :], fns).items():
+                scores[name].append(value.numpy())
+            if start < e.save_samples:
+                keep = min(stop, e.save_samples) - start
+                saved_gt.append(test_videos[start : start + keep, :length])
+                saved_pred.append((preds[:keep].clamp(0, 1) * 255).round().byte().permute(0, 1, 2, 4, 5, 3).cpu().numpy())
+            bar.advance(task, stop - start)
+    arrays = {name: np.concatenate(v) for name, v in scores.items()}  # (N, n_samples, horizon)
+    curves, summary = aggregate(arrays)
+    write_csv(run_dir / "eval" / "curves.csv", curves)
+    if saved_gt:
+        with atomic_open(run_dir / "samples" / "samples.npz", "wb") as f:
+            # gt (S, T, H, W, C) and pred (S, n_samples, horizon, H, W, C), uint8
+            np.savez_compressed(f, gt=np.concatenate(saved_gt), pred=np.concatenate(saved_pred), context=e.context)
+    write_csv(run_dir / "eval" / "summary.csv", summary)  # written last: marks the evaluation complete
+    return summary

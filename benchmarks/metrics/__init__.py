@@ -1,0 +1,32 @@
+"""Metrics as pure functions on tensors: per frame (N, C, H, W) -> (N,).
+
+`FRAME_METRICS` names each per-frame metric with its direction; the protocol picks the
+ones listed in `eval.metrics`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import Tensor
+
+from benchmarks.metrics.frame import psnr, psnr_official, ssim, ssim_official
+
+
+@dataclass(frozen=True)
+class FrameMetric:
+    name: str
+    fn: Callable[[Tensor, Tensor], Tensor]  # (pred, target) (N, C, H, W) in [0, 1] -> (N,)
+    higher_is_better: bool
+    official: Callable[[Tensor, Tensor], Tensor] | None = None  # eval.mode=official variant
+
+
+FRAME_METRICS: dict[str, FrameMetric] = {
+    "ssim": FrameMetric("ssim", ssim, True, ssim_official),
+    "psnr": FrameMetric("psnr", psnr, True, psnr_official),
+}
+
+HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "lpips": False, "fvd": False}
+
+__all__ = ["ssim", "psnr", "ssim_official", "psnr_official", "FRAME_METRICS", "FrameMetric", "HIGHER_IS_BETTER"]

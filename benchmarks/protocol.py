@@ -1,0 +1,96 @@
+"""The open-loop protocol: the model sees `context` frames, then predicts alone.
+
+`open_loop` is the only place where a model meets test videos. It hands the model a
+copy of the context frames and nothing else (the runtime guard), seeds its sampling,
+and checks what comes back. `evaluate` streams over a test split with it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class ProtocolError(RuntimeError):
+    """A model broke the protocol's contract (shape, range) or the setup is invalid."""
+
+
+def check_context(model, context: int, length: int) -> None:
+    multiple = model.context_multiple()
+    if context % multiple:
+        raise ProtocolError(
+            f"{type(model).__name__} needs a context that is a multiple of {multiple} "
+            f"(factor^(levels-1)); eval.context is {context}"
+        )
+    if length <= context:
+        raise ProtocolError(
+            f"test videos of {length} frames leave nothing to predict after {context} context frames; "
+            "raise data.test_length or lower eval.context"
+        )
+
+
+def open_loop(
+    model, video: Tensor, context: int = 36, n_samples: int = 1, seed: int = 0, raw: bool = False
+) -> Tensor:
+    """video: (B, T, C, H, W) in [0, 1] -> predictions (B, n_samples, T - context, C, H, W) in [0, 1].
+
+    The model is handed only `video[:, :context]` (a copy): it never sees a later frame.
+    raw=True asks models that support it (CW-VAE) for unclipped decoder means, as the
+    official evaluation scored them; the [0, 1] check is then skipped.
+    """
+    B, T, C, H, W = video.shape
+    check_context(model, context, T)
+    horizon = T - context
+    observed = video[:, :context].clone()  # (B, context, C, H, W): a fresh tensor, no view of later frames
+    devices = [video.device] if video.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        torch.manual_seed(seed)
+        if raw and accepts_raw(model):
+            preds = model.predict(observed, horizon, n_samples, raw=True)
+        else:
+            preds = model.predict(observed, horizon, n_samples)
+    expected = (B, n_samples, horizon, C, H, W)
+    if tuple(preds.shape) != expected:
+        raise ProtocolError(f"{type(model).__name__}.predict returned {tuple(preds.shape)}, expected {expected}")
+    if not torch.isfinite(preds).all() or (not raw and (preds.min() < 0 or preds.max() > 1)):
+        raise ProtocolError(
+            f"{type(model).__name__}.predict must return finite values in [0, 1]; got "
+            f"min {preds.min().item():.3g}, max {preds.max().item():.3g}"
+        )
+    return preds
+
+
+def accepts_raw(model) -> bool:
+    import inspect
+
+    return "raw" in inspect.signature(model.predict).parameters
+
+
+def to_video_tensor(batch: np.ndarray, device) -> Tensor:
+    """uint8 (B, T, H, W, C) -> float (B, T, C, H, W) in [0, 1]."""
+    x = torch.from_numpy(np.array(batch, dtype=np.uint8)).to(device)  # a writable copy of the (memmap) slice
+    return x.permute(0, 1, 4, 2, 3).float().div_(255)
+
+
+def frame_scores(preds: Tensor, target: Tensor, metric_fns: dict) -> dict[str, Tensor]:
+    """preds (B, n, h, C, H, W), target (B, h, C, H, W) -> {metric: (B, n, h)}."""
+    B, n, h = preds.shape[:3]
+    tgt = target[:, None].expand_as(preds)
+    flat_p, flat_t = preds.flatten(0, 2), tgt.flatten(0, 2)  # (B*n*h, C, H, W)
+    return {name: fn(flat_p, flat_t).reshape(B, n, h).cpu() for name, fn in metric_fns.items()}
+
+
+def mean_ci(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and a 95% t-interval over `axis`."""
+    from scipy import stats
+
+    n = values.shape[axis]
+    mean = values.mean(axis)
+    if n < 2:
+        return mean, mean.copy(), mean.copy()
+    sem = values.std(axis, ddof=1) / math.sqrt(n)
+    half = stats.t.ppf(0.975, n - 1) * sem
+    return mean, mean - half, mean + half

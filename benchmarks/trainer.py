@@ -1,0 +1,220 @@
+"""The one trainer of every model.
+
+Seeding, device, the model's optimizer settings (Adam lr/eps, global-norm clipping from
+its YAML), a rich progress bar, a JSONL log, and checkpoints written atomically to
+`checkpoints/last.pt` with model (key `model`), optimizer, step, elapsed training time
+and every RNG state. Re-running the same command resumes from it; on CPU with the
+same seed the result is bit-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.atomic import torch_save, write_text
+from benchmarks.protocol import to_video_tensor
+
+CHECKPOINT = Path("checkpoints") / "last.pt"
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training produced a NaN/inf loss; the last good checkpoint is kept."""
+
+    def __init__(self, step: int, terms: dict):
+        self.step, self.terms = step, terms
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in terms.items())
+        super().__init__(
+            f"non-finite loss at step {step} ({shown}); the last good checkpoint is kept. "
+            "Lower train.lr or train.clip_grad, or pass --set train.skip_nonfinite=true to skip such batches"
+        )
+
+
+class CheckpointMismatch(RuntimeError):
+    """A checkpoint written under a different config."""
+
+
+class BatchSampler:
+    """Random windows of `seq_len` frames from the training videos, with a saveable RNG."""
+
+    def __init__(self, videos: np.ndarray, batch_size: int, seq_len: int, seed: int):
+        N, T = videos.shape[:2]
+        if T < seq_len:
+            raise ValueError(
+                f"training videos have {T} frames, shorter than train.seq_len={seq_len}; lower train.seq_len"
+            )
+        self.videos, self.batch_size, self.seq_len = videos, batch_size, seq_len
+        self.rng = np.random.default_rng([seed, 1])
+
+    def next(self) -> np.ndarray:
+        """(B, seq_len, H, W, C) uint8."""
+        N, T = self.videos.shape[:2]
+        idx = self.rng.integers(0, N, self.batch_size)
+        offsets = self.rng.integers(0, T - self.seq_len + 1, self.batch_size)
+        return np.stack([self.videos[i, o : o + self.seq_len] for i, o in zip(idx, offsets)])
+
+    def state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def load_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    train_time_s: float
+    resumed_from: int
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_checkpoint(path: Path, config_hash: str, force: bool = False) -> dict | None:
+    if not path.exists():
+        return None
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if ckpt.get("config_hash") != config_hash and not force:
+        raise CheckpointMismatch(
+            f"{path} was written under config {ckpt.get('config_hash')}, this run is {config_hash}; "
+            "refusing to resume from it (pass --force to load it anyway)"
+        )
+    return ckpt
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past `step` (written after the checkpoint a resumed run starts from)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (json.JSONDecodeError, KeyError):
+            break  # a line cut by a kill: everything after it is dropped too
+    write_text(path, "".join(k + "\n" for k in keep))
+
+
+def make_optimizer(model, cfg):
+    return torch.optim.Adam(model.parameters(), lr=cfg.train.lr, eps=cfg.train.adam_eps)
+
+
+def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress: bool = True, force: bool = False):
+    """Train (or resume) `model` for cfg.total_steps; returns TrainResult."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    t = cfg.train
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    if t.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    seed_everything(cfg.seed)
+    model.to(device)
+    model.observe_training_data(train_videos)
+    ckpt_path = run_dir / CHECKPOINT
+    log_path = run_dir / "train.jsonl"
+    total = cfg.total_steps if model.trainable else 0
+    optimizer = make_optimizer(model, cfg) if model.trainable else None
+    sampler = BatchSampler(train_videos, t.batch_size, t.seq_len, cfg.seed)
+
+    start, train_time = 0, 0.0
+    ckpt = load_checkpoint(ckpt_path, cfg.hash(), force)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        if optimizer is not None and ckpt.get("optimizer"):
+            optimizer.load_state_dict(ckpt["optimizer"])
+        sampler.load_state(ckpt["sampler"])
+        set_rng_state(ckpt["rng"])
+        start, train_time = ckpt["step"], ckpt["train_time_s"]
+        truncate_log(log_path, start)
+    elif log_path.exists():
+        log_path.unlink()  # a log without a checkpoint belongs to a run killed before its first save
+
+    def save(step: int) -> None:
+        torch_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                "step": step,
+                "train_time_s": train_time,
+                "sampler": sampler.state(),
+                "rng": rng_state(),
+                "config_hash": cfg.hash(),
+                "config": cfg.to_dict(),
+                "total_steps": total,
+            },
+            ckpt_path,
+        )
+
+    if start >= total:
+        if ckpt is None:
+            save(total)
+        return TrainResult(total, train_time, start)
+
+    model.train()
+    frames_per_step = t.batch_size * t.seq_len
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[stats]}")]
+    amp = t.amp == "bf16" and device.type == "cuda"
+    with open(log_path, "a") as log, Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task(f"train {cfg.model_name}", total=total, completed=start, stats="")
+        window_t, window_steps = time.perf_counter(), 0
+        for step in range(start + 1, total + 1):
+            tic = time.perf_counter()
+            batch = to_video_tensor(sampler.next(), device)  # (B, T, C, H, W)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                loss, terms = model.loss(batch)
+            if not torch.isfinite(loss):
+                shown = {"loss": float(loss), **{k: float(v) for k, v in terms.items()}}
+                if not t.skip_nonfinite:
+                    raise NonFiniteLoss(step, shown)
+                log.write(json.dumps({"step": step, "skipped_nonfinite": True, **{f"train/{k}": v for k, v in shown.items()}}) + "\n")
+                log.flush()
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad if t.clip_grad > 0 else math.inf)
+            optimizer.step()
+            train_time += time.perf_counter() - tic
+            window_steps += 1
+            if step % t.log_every == 0 or step == total:
+                now = time.perf_counter()
+                fps = window_steps * frames_per_step / max(now - window_t, 1e-9)
+                window_t, window_steps = now, 0
+                record = {"step": step, "train/loss": loss.item(), "train/grad_norm": float(grad_norm),
+                          **{f"train/{k}": float(v) for k, v in terms.items()},
+                          "train/frames_per_s": fps, "time/train_s": train_time}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                kls = " ".join(f"{k.removeprefix('kl_')}={float(v):.2f}" for k, v in terms.items() if k.startswith("kl"))
+                bar.update(task, stats=f"loss={loss.item():.2f} {kls} {fps:,.0f} frames/s")
+            bar.update(task, completed=step)
+            if step % t.ckpt_every == 0 or step == total:
+                save(step)
+    return TrainResult(total, train_time, start)

@@ -1,0 +1,208 @@
+"""Dataset registry, the stored format and its manifest.
+
+Every dataset, generated or prepared from an official archive, is stored the same way:
+
+    <data root>/<name>/<variant>/
+        train.npy, test.npy   uint8 (N, T, H, W, C), memory-mapped when read
+        manifest.json         shapes, counts, source, config, sha256 of each split
+
+A split is complete only once the manifest names it with its checksum; the manifest
+is written last and atomically, so a killed preparation never looks complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import numpy as np
+
+from benchmarks.atomic import write_json
+
+MANIFEST = "manifest.json"
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Fields every dataset has. Dataset classes extend it with their own."""
+
+    name: str = "mmnist"  # registry name of the dataset
+    channels: int = 1  # image channels
+    size: int = 64  # frame height and width
+    test_length: int = 1000  # frames per test video used by the protocol (context + horizon)
+    dec_std: float = 1.0  # decoder std of the official CW-VAE code for this dataset
+    root: str = ""  # data root; empty = $CWBENCH_DATA or ./data
+
+
+class DatasetNotReady(RuntimeError):
+    """A dataset that must be prepared first; the message names the command."""
+
+
+class DatasetCorrupt(RuntimeError):
+    """Stored files disagree with their manifest."""
+
+
+def data_root(cfg: DataConfig) -> Path:
+    return Path(cfg.root or os.environ.get("CWBENCH_DATA", "data"))
+
+
+def sha256_file(path: Path, chunk: int = 1 << 24) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Dataset:
+    """A named source of videos. Subclasses implement `variant`, and `prepare` or `generate`."""
+
+    config_class: ClassVar[type[DataConfig]] = DataConfig
+    registry_name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def __init__(self, cfg: DataConfig):
+        self.cfg = cfg
+
+    # -- where it lives
+    def variant(self) -> str:
+        """Sub-directory name: changes when the stored content would change."""
+        return "default"
+
+    @property
+    def directory(self) -> Path:
+        return data_root(self.cfg) / self.registry_name / self.variant()
+
+    def prepare_command(self) -> str:
+        return f"python bench.py data prepare {self.registry_name} --source DIR"
+
+    # -- state
+    def manifest(self) -> dict | None:
+        path = self.directory / MANIFEST
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise DatasetCorrupt(f"{path} is not valid JSON ({e}); delete {self.directory} and prepare it again") from e
+
+    def is_ready(self) -> bool:
+        m = self.manifest()
+        return m is not None and all(s in m.get("splits", {}) for s in SPLITS)
+
+    def ensure_ready(self, progress: bool = True) -> None:
+        """Generated datasets generate themselves; prepared ones must exist already."""
+        if not self.is_ready():
+            raise DatasetNotReady(
+                f"dataset {self.registry_name!r} is not prepared in {self.directory}; run: {self.prepare_command()}"
+            )
+
+    def load(self, split: str) -> np.ndarray:
+        """(N, T, H, W, C) uint8, memory-mapped. Checks shape against the manifest."""
+        self.ensure_ready()
+        m = self.manifest()
+        info = m["splits"][split]
+        path = self.directory / info["file"]
+        if not path.exists():
+            raise DatasetCorrupt(f"{path} is missing but the manifest lists it; run: {self.prepare_command()}")
+        try:
+            arr = np.load(path, mmap_mode="r")
+        except (ValueError, OSError) as e:
+            raise DatasetCorrupt(f"{path} is unreadable ({e}); delete it and run: {self.prepare_command()}") from e
+        if list(arr.shape) != info["shape"] or arr.dtype != np.uint8:
+            raise DatasetCorrupt(
+                f"{path} holds {arr.dtype} {list(arr.shape)} but the manifest says uint8 {info['shape']}; "
+                f"delete {self.directory} and run: {self.prepare_command()}"
+            )
+        return arr
+
+    def verify(self) -> None:
+        """Full check: every split's sha256 equals the manifest's (slow on big sets)."""
+        m = self.manifest()
+        for split, info in m["splits"].items():
+            digest = sha256_file(self.directory / info["file"])
+            if digest != info["sha256"]:
+                raise DatasetCorrupt(
+                    f"{self.directory / info['file']}: sha256 {digest[:12]}... does not match the manifest "
+                    f"{info['sha256'][:12]}...; delete it and run: {self.prepare_command()}"
+                )
+
+
+def record_split(directory: Path, split: str, path: Path, source: dict) -> None:
+    """Add a finished split to the manifest (read-modify-write, atomic)."""
+    manifest_path = directory / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"splits": {}}
+    arr = np.load(path, mmap_mode="r")
+    manifest["splits"][split] = {
+        "file": path.name,
+        "shape": list(arr.shape),
+        "dtype": "uint8",
+        "videos": int(arr.shape[0]),
+        "frames": int(arr.shape[0] * arr.shape[1]),
+        "sha256": sha256_file(path),
+    }
+    manifest["source"] = source
+    write_json(manifest_path, manifest)
+
+
+def open_split_for_writing(directory: Path, split: str, shape: tuple[int, ...]) -> tuple[np.ndarray, Path, Path]:
+    """A uint8 .npy memmap at a temp path; call `finish_split` to fsync and rename it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"{split}.npy"
+    tmp = directory / f".{split}.npy.partial"
+    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+    return arr, tmp, final
+
+
+def finish_split(arr: np.ndarray, tmp: Path, final: Path) -> None:
+    arr.flush()
+    del arr
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+
+
+# ---------------------------------------------------------------- registry
+
+_DATASETS: dict[str, type[Dataset]] = {}
+_BUILTINS_LOADED = False
+
+
+def register_dataset(name: str) -> Callable[[type[Dataset]], type[Dataset]]:
+    def add(cls: type[Dataset]) -> type[Dataset]:
+        if name in _DATASETS and _DATASETS[name] is not cls:
+            raise ValueError(f"dataset name {name!r} is already registered")
+        _DATASETS[name] = cls
+        cls.registry_name = name
+        return cls
+
+    return add
+
+
+def _load_builtins() -> None:
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        _BUILTINS_LOADED = True
+        import datasets.builtin  # noqa: F401  (decorators fill the registry)
+
+
+def dataset_names() -> list[str]:
+    _load_builtins()
+    return sorted(_DATASETS)
+
+
+def get_dataset_class(name: str) -> type[Dataset]:
+    _load_builtins()
+    if name not in _DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; valid: {', '.join(sorted(_DATASETS))}")
+    return _DATASETS[name]
+
+
+def config_fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]

@@ -1,0 +1,222 @@
+"""Clockwork VAE (Saxena, Ba, Hafner, NeurIPS 2021), faithful to the paper's Appendix C
+and the official TensorFlow code (github.com/vaibhavsaxena11/cwvae: cwvae.py, cells.py,
+cnns.py). NoTmpAbs is the same model with abstraction factor 1.
+
+Level l (1-based) ticks at frames t with t mod k^(l-1) == 0 (0-based) and holds its
+state in between. Each level is an RSSM cell: a GRU deterministic state h and a
+diagonal-Gaussian stochastic state s. The prior sees the level's previous (s, h) and
+the upper level's current output (s, h) as context (zeros at the top); the posterior
+adds the level's embedding of its k^(l-1) frames. Only level 1 is decoded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.base import VideoModel, register_model
+from models.nets import ConvDecoder, ConvEncoder, apply_frames, gaussian_kl, gaussian_nll, gaussian_params
+
+
+@dataclass(frozen=True)
+class CWVAEConfig:
+    levels: int = 3  # number of levels in the hierarchy
+    factor: int = 6  # temporal abstraction factor k between neighbouring levels
+    stoch: int = 20  # |z|: stochastic state size per level (MineRL: 100)
+    deter: int = 200  # |h|: GRU deterministic state size per level (MineRL: 800)
+    hidden: int = 200  # hidden layers inside the cell (MineRL: 800)
+    enc_dense_layers: int = 3  # MLP layers that make the embedding of levels >= 2
+    enc_dense_hidden: int = 1000  # their hidden width (official enc_dense_embed_size)
+    min_std: float = 1e-4  # std = softplus(x) + min_std (official cell_min_stddev)
+    channels: int = 1  # image channels (filled from the dataset config)
+    dec_std: float = 1.0  # fixed decoder std of the Gaussian NLL (filled from the dataset config)
+
+    def __post_init__(self):
+        if self.levels < 1 or self.factor < 1:
+            raise ValueError(f"levels and factor must be >= 1, got levels={self.levels}, factor={self.factor}")
+
+
+class LevelCell(nn.Module):
+    """One level's RSSM transition (official cells.py RSSMCell)."""
+
+    def __init__(self, cfg: CWVAEConfig, embed_dim: int):
+        super().__init__()
+        out_dim = cfg.stoch + cfg.deter  # a level's output (s, h), also the context of the level below
+        self.cfg = cfg
+        self.prior_in = nn.Linear(cfg.stoch + out_dim, cfg.hidden)
+        self.gru = nn.GRUCell(cfg.hidden, cfg.deter)
+        self.prior_hidden = nn.Linear(cfg.deter, cfg.hidden)
+        self.prior_head = nn.Linear(cfg.hidden, 2 * cfg.stoch)
+        self.post_hidden1 = nn.Linear(cfg.deter + embed_dim, cfg.hidden)
+        self.post_hidden2 = nn.Linear(cfg.hidden, cfg.hidden)
+        self.post_head = nn.Linear(cfg.hidden, 2 * cfg.stoch)
+
+    def prior(self, sample: Tensor, deter: Tensor, context: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        x = F.relu(self.prior_in(torch.cat([sample, context], -1)))
+        deter = self.gru(x, deter)  # (N, deter)
+        mean, std = gaussian_params(self.prior_head(F.relu(self.prior_hidden(deter))), self.cfg.min_std)
+        return mean, std, deter
+
+    def posterior(self, deter: Tensor, embed: Tensor) -> tuple[Tensor, Tensor]:
+        x = F.relu(self.post_hidden1(torch.cat([deter, embed], -1)))
+        x = F.relu(self.post_hidden2(x))
+        return gaussian_params(self.post_head(x), self.cfg.min_std)
+
+    def unroll(self, context: Tensor, embeds: Tensor | None, state: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
+        """Run the level over its own steps.
+
+        context: (N, Tl, stoch+deter) from the level above; embeds: (N, Tl, E) or None for
+        a prior-only rollout; state: (sample (N, stoch), deter (N, deter)).
+        Returns stacked (N, Tl, .) tensors and the last state.
+        """
+        sample, deter = state
+        out = {k: [] for k in ("prior_mean", "prior_std", "post_mean", "post_std", "sample", "deter")}
+        for t in range(context.shape[1]):
+            prior_mean, prior_std, deter = self.prior(sample, deter, context[:, t])
+            out["prior_mean"].append(prior_mean)
+            out["prior_std"].append(prior_std)
+            if embeds is None:
+                mean, std = prior_mean, prior_std
+            else:
+                mean, std = self.posterior(deter, embeds[:, t])
+                out["post_mean"].append(mean)
+                out["post_std"].append(std)
+            sample = mean + std * torch.randn_like(std)
+            out["sample"].append(sample)
+            out["deter"].append(deter)
+        stacked = {k: torch.stack(v, 1) for k, v in out.items() if v}
+        stacked["output"] = torch.cat([stacked["sample"], stacked["deter"]], -1)  # (N, Tl, stoch+deter)
+        stacked["last"] = (sample, deter)
+        return stacked
+
+
+class CWVAE(VideoModel):
+    """Clockwork VAE. `loss` is the negative ELBO per frame; `predict` is open loop."""
+
+    config_class = CWVAEConfig
+
+    def __init__(self, **hparams):
+        super().__init__(**hparams)
+        cfg = self.cfg
+        self.encoder = ConvEncoder(cfg.channels)
+        feat = self.encoder.out_dim  # 1024
+        # Level l >= 2 embeds each frame with its own MLP, chained on the previous level's
+        # MLP output as in the official cnns.py, then sums blocks of k^(l-1) frames.
+        self.level_mlps = nn.ModuleList()
+        for _ in range(1, cfg.levels):
+            layers, width = [], feat
+            for _ in range(cfg.enc_dense_layers - 1):
+                layers += [nn.Linear(width, cfg.enc_dense_hidden), nn.ReLU()]
+                width = cfg.enc_dense_hidden
+            layers.append(nn.Linear(width, feat))
+            self.level_mlps.append(nn.Sequential(*layers))
+        self.cells = nn.ModuleList(LevelCell(cfg, feat) for _ in range(cfg.levels))
+        self.decoder = ConvDecoder(cfg.stoch + cfg.deter, cfg.channels, out_activation="tanh")
+
+    # ------------------------------------------------------------ helpers
+
+    def context_multiple(self) -> int:
+        return self.cfg.factor ** (self.cfg.levels - 1)
+
+    def block(self, level: int) -> int:
+        """Frames per step of level `level` (0-based): k^level."""
+        return self.cfg.factor**level
+
+    def embed(self, video: Tensor) -> list[Tensor]:
+        """video (B, T, C, H, W) -> per level (B, ceil(T / k^l), 1024), l = 0..L-1."""
+        B, T = video.shape[:2]
+        hidden = apply_frames(self.encoder, video)  # (B, T, 1024)
+        embeds = [hidden]
+        for level, mlp in enumerate(self.level_mlps, start=1):
+            hidden = mlp(hidden)  # (B, T, 1024), chained through the levels
+            block = self.block(level)
+            pad = (-T) % block
+            padded = F.pad(hidden, (0, 0, 0, pad))  # (B, T + pad, 1024), zeros as in the official code
+            embeds.append(padded.unflatten(1, (-1, block)).sum(2))  # (B, ceil(T / k^l), 1024)
+        return embeds
+
+    def initial_state(self, n: int, device) -> list[tuple[Tensor, Tensor]]:
+        z = torch.zeros(n, self.cfg.stoch, device=device)
+        h = torch.zeros(n, self.cfg.deter, device=device)
+        return [(z, h) for _ in range(self.cfg.levels)]
+
+    def unroll(self, steps: int, embeds: list[Tensor] | None, states, batch: int, device) -> list[dict]:
+        """Top-down unroll over `steps` frames. embeds None = prior only. Returns per level (0 = bottom)."""
+        cfg = self.cfg
+        results: list[dict] = [None] * cfg.levels
+        context = None
+        for level in reversed(range(cfg.levels)):
+            n_steps = math.ceil(steps / self.block(level))
+            if context is None:  # the top level gets zeros as context
+                context = torch.zeros(batch, n_steps, cfg.stoch + cfg.deter, device=device)
+            level_embeds = None if embeds is None else embeds[level]
+            res = self.cells[level].unroll(context[:, :n_steps], level_embeds, states[level])
+            results[level] = res
+            # the level below sees this level's current output for each of its k steps
+            context = res["output"].repeat_interleave(cfg.factor, dim=1)  # (N, Tl * k, stoch+deter)
+        return results
+
+    # ------------------------------------------------------------ interface
+
+    def loss(self, video: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        B, T, C, H, W = video.shape
+        embeds = self.embed(video)
+        levels = self.unroll(T, embeds, self.initial_state(B, video.device), B, video.device)
+        mean = apply_frames(self.decoder, levels[0]["output"])  # (B, T, C, H, W)
+        nll = gaussian_nll(video, mean, self.cfg.dec_std).sum(1).mean()  # per sequence
+        terms = {"nll": nll / T}
+        total = nll
+        for i, lv in enumerate(levels, start=1):
+            kl = gaussian_kl(lv["post_mean"], lv["post_std"], lv["prior_mean"], lv["prior_std"])  # (B, Tl)
+            kl = kl.sum(1).mean()  # summed over the level's active steps (Table 2 convention)
+            terms[f"kl_level{i}"] = kl
+            total = total + kl
+        loss = total / T
+        return loss, {k: v.detach() for k, v in terms.items()}
+
+    def observe(self, context: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Posterior filter over the context; returns the last (sample, deter) of every level."""
+        N, Tc = context.shape[:2]
+        levels = self.unroll(Tc, self.embed(context), self.initial_state(N, context.device), N, context.device)
+        return [lv["last"] for lv in levels]
+
+    def imagine(self, states, horizon: int, n: int, device) -> Tensor:
+        """Prior rollout from `states` for `horizon` frames -> level-1 features (N, horizon, stoch+deter)."""
+        return self.unroll(horizon, None, states, n, device)[0]["output"][:, :horizon]
+
+    @torch.no_grad()
+    def predict(self, context: Tensor, horizon: int, n_samples: int = 1, raw: bool = False) -> Tensor:
+        """Open loop: posterior over the context, then the prior of every level.
+
+        raw=True returns the decoder means unclipped (the official evaluation's input).
+        """
+        B, Tc, C, H, W = context.shape
+        if Tc % self.context_multiple():
+            raise ValueError(
+                f"CW-VAE needs a context that is a multiple of factor^(levels-1) = {self.context_multiple()}, got {Tc}"
+            )
+        ctx = context.repeat_interleave(n_samples, dim=0)  # (B*n, Tc, C, H, W)
+        states = self.observe(ctx)
+        feats = self.imagine(states, horizon, B * n_samples, context.device)  # (B*n, horizon, F)
+        frames = torch.cat([apply_frames(self.decoder, chunk) for chunk in feats.split(100, dim=1)], 1)
+        frames = frames.unflatten(0, (B, n_samples))  # (B, n, horizon, C, H, W)
+        return frames if raw else frames.clamp(0, 1)
+
+
+@register_model("cwvae")
+class CWVAEModel(CWVAE):
+    """CW-VAE with the paper's temporal abstraction (factor 6, 3 levels at the paper preset)."""
+
+
+@register_model("notmpabs")
+class NoTmpAbs(CWVAE):
+    """CW-VAE without temporal abstraction: every level ticks every frame (factor 1)."""
+
+    def __init__(self, **hparams):
+        if hparams.get("factor", 1) != 1:
+            raise ValueError(f"notmpabs is CW-VAE with factor 1; got factor={hparams['factor']} (use cwvae instead)")
+        super().__init__(**{**hparams, "factor": 1})

@@ -1,0 +1,86 @@
+"""Networks shared by several models: the paper's conv encoder/decoder and Gaussian heads.
+
+The encoder and decoder follow Appendix C of the CW-VAE paper and the official code
+(vaibhavsaxena11/cwvae, cnns.py): DCGAN-like, "VALID" padding, no skip connections.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class ConvEncoder(nn.Module):
+    """Frames (N, C, 64, 64) -> embeddings (N, 1024).
+
+    4 convs, kernel 4, stride 2, VALID padding, 32/64/128/256 channels, leaky ReLU 0.2:
+    64 -> 31 -> 14 -> 6 -> 2, and 2 * 2 * 256 = 1024 features.
+    """
+
+    def __init__(self, channels: int, depth: int = 32):
+        super().__init__()
+        widths = [channels, depth, 2 * depth, 4 * depth, 8 * depth]
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 4, stride=2) for a, b in zip(widths[:-1], widths[1:]))
+        self.out_dim = 8 * depth * 2 * 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.2)
+        return x.flatten(1)  # (N, 1024)
+
+
+class ConvDecoder(nn.Module):
+    """Features (N, F) -> frames (N, C, 64, 64).
+
+    Dense to 1x1x1024, then transposed convs with kernels 5, 5, 6, 6 and stride 2
+    (128, 64, 32, C channels): 1 -> 5 -> 13 -> 30 -> 64. The official CW-VAE decoder
+    ends in tanh (`out_activation="tanh"`); PlaNet's RSSM decoder has none.
+    """
+
+    def __init__(self, in_dim: int, channels: int, depth: int = 32, out_activation: str = "tanh"):
+        super().__init__()
+        if out_activation not in ("tanh", "none"):
+            raise ValueError(f"out_activation must be 'tanh' or 'none', got {out_activation!r}")
+        self.dense = nn.Linear(in_dim, 32 * depth)
+        widths = [32 * depth, 4 * depth, 2 * depth, depth, channels]
+        kernels = [5, 5, 6, 6]
+        self.deconvs = nn.ModuleList(
+            nn.ConvTranspose2d(a, b, k, stride=2) for a, b, k in zip(widths[:-1], widths[1:], kernels)
+        )
+        self.out_activation = out_activation
+
+    def forward(self, feat: Tensor) -> Tensor:
+        x = self.dense(feat)[:, :, None, None]  # (N, 1024, 1, 1)
+        for i, deconv in enumerate(self.deconvs):
+            x = deconv(x)
+            if i < len(self.deconvs) - 1:
+                x = F.leaky_relu(x, 0.2)
+        return torch.tanh(x) if self.out_activation == "tanh" else x  # (N, C, 64, 64)
+
+
+def apply_frames(net: nn.Module, video: Tensor) -> Tensor:
+    """Run a per-frame network over all frames at once: (B, T, ...) -> (B, T, ...)."""
+    B, T = video.shape[:2]
+    out = net(video.flatten(0, 1))  # (B*T, ...)
+    return out.unflatten(0, (B, T))
+
+
+def gaussian_params(x: Tensor, min_std: float) -> tuple[Tensor, Tensor]:
+    """Split a head's output (..., 2D) into mean and std = softplus + min_std."""
+    mean, raw_std = x.chunk(2, dim=-1)
+    return mean, F.softplus(raw_std) + min_std
+
+
+def gaussian_kl(mean_q: Tensor, std_q: Tensor, mean_p: Tensor, std_p: Tensor) -> Tensor:
+    """KL(q || p) of diagonal Gaussians, summed over the last dim."""
+    var_ratio = (std_q / std_p).pow(2)
+    t1 = ((mean_q - mean_p) / std_p).pow(2)
+    return 0.5 * (var_ratio + t1 - 1 - var_ratio.log()).sum(-1)
+
+
+def gaussian_nll(x: Tensor, mean: Tensor, std: float, dims: int = 3) -> Tensor:
+    """-log N(x | mean, std^2), summed over the last `dims` dims (default C, H, W)."""
+    var = std * std
+    nll = 0.5 * ((x - mean).pow(2) / var + torch.log(torch.tensor(2 * torch.pi * var, dtype=x.dtype)))
+    return nll.flatten(-dims).sum(-1)

@@ -1,0 +1,50 @@
+"""Models from outside the repository: `path/to/file.py:ClassName` and entry points."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from pathlib import Path
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def split_model_spec(spec: str) -> tuple[Path, str]:
+    path, _, cls_name = spec.rpartition(":")
+    return Path(path), cls_name
+
+
+def load_model_file(spec: str):
+    """Import `ClassName` from `path/to/file.py` (a VideoModel subclass)."""
+    from models.base import VideoModel
+
+    path, cls_name = split_model_spec(spec)
+    if not path.is_file():
+        raise KeyError(f"model file {str(path)!r} not found (from --model {spec!r}); give path/to/file.py:ClassName")
+    mod_name = f"cwbench_external_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]}"
+    if mod_name not in sys.modules:
+        loader_spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[mod_name] = module
+        loader_spec.loader.exec_module(module)
+    module = sys.modules[mod_name]
+    cls = getattr(module, cls_name, None)
+    if cls is None:
+        names = [n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, VideoModel)]
+        raise KeyError(f"{str(path)!r} defines no class {cls_name!r}; VideoModel classes there: {names}")
+    if not (isinstance(cls, type) and issubclass(cls, VideoModel)):
+        raise KeyError(f"{spec!r} is not a VideoModel subclass (from models import VideoModel)")
+    if not hasattr(cls, "registry_name") or cls.registry_name is None:
+        cls.registry_name = cls_name
+    return cls
+
+
+def load_entry_points() -> None:
+    """Installed packages register models through the `cwbench.models` entry-point group."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="cwbench.models"):
+        ep.load()  # the loaded module's @register_model decorators fill the registry

@@ -52,6 +52,49 @@ def aggregate(scores: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame
     return pd.DataFrame(curve_rows), pd.DataFrame(summary_rows)
 
 
+def per_example_table(arrays: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Long table: one row per (metric, example, sample, t) with the score."""
+    frames = []
+    for name, s in arrays.items():
+        N, n, h = s.shape
+        ex, sa, t = np.meshgrid(np.arange(N), np.arange(n), np.arange(1, h + 1), indexing="ij")
+        frames.append(pd.DataFrame({"metric": name, "example": ex.ravel(), "sample": sa.ravel(), "t": t.ravel(),
+                                    "value": s.ravel()}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def write_per_example(eval_dir: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """eval/per_example.parquet (pyarrow installed) or eval/per_example.npz: every score, so any
+    number of a report can be recomputed. Read either back with `read_per_example`."""
+    try:
+        import pyarrow  # noqa: F401
+
+        path = eval_dir / "per_example.parquet"
+        with atomic_open(path, "wb") as f:
+            per_example_table(arrays).to_parquet(f, index=False)
+    except ImportError:
+        path = eval_dir / "per_example.npz"
+        with atomic_open(path, "wb") as f:
+            np.savez_compressed(f, **arrays)  # {metric: (N, n_samples, horizon)}
+    return path
+
+
+def read_per_example(eval_dir: Path) -> dict[str, np.ndarray]:
+    """{metric: (N, n_samples, horizon)} from either per-example format."""
+    eval_dir = Path(eval_dir)
+    if (eval_dir / "per_example.parquet").exists():
+        table = pd.read_parquet(eval_dir / "per_example.parquet")
+        out = {}
+        for name, g in table.groupby("metric", sort=False):
+            N, n, h = g["example"].max() + 1, g["sample"].max() + 1, g["t"].max()
+            arr = np.full((N, n, h), np.nan)
+            arr[g["example"], g["sample"], g["t"] - 1] = g["value"]
+            out[name] = arr
+        return out
+    with np.load(eval_dir / "per_example.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
 def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progress: bool = True) -> pd.DataFrame:
     """Evaluate `model` open loop on `test_videos` (N, T, H, W, C) uint8; write eval/ and samples/."""
     from rich.progress import Progress
@@ -85,6 +128,7 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
             bar.advance(task, stop - start)
     arrays = {name: np.concatenate(v) for name, v in scores.items()}  # (N, n_samples, horizon)
     curves, summary = aggregate(arrays)
+    write_per_example(run_dir / "eval", arrays)
     write_csv(run_dir / "eval" / "curves.csv", curves)
     if saved_gt:
         with atomic_open(run_dir / "samples" / "samples.npz", "wb") as f:

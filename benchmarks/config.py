@@ -68,6 +68,7 @@ class EvalConfig:
     metrics: tuple[str, ...] = ("ssim", "psnr")  # per-frame metrics computed
     mode: str = "standard"  # standard | official (the official CW-VAE evaluation, see metrics)
     save_samples: int = 4  # test videos whose predictions are saved to samples/
+    use_obs: tuple[bool, ...] = ()  # CW-VAE: per level (bottom first), does the posterior see the context? () = all
 
     def __post_init__(self):
         if self.mode not in ("standard", "official"):

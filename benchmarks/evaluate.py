@@ -118,7 +118,8 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
             stop = min(start + e.batch_size, n_videos)
             video = to_video_tensor(test_videos[start:stop, :length], device)  # (B, T, C, H, W)
             official = e.mode == "official"
-            preds = open_loop(model, video, e.context, e.n_samples, seed=cfg.seed * 1_000_003 + start, raw=official)
+            preds = open_loop(model, video, e.context, e.n_samples, seed=cfg.seed * 1_000_003 + start, raw=official,
+                              use_obs=e.use_obs)
             for name, value in frame_scores(preds, video[:, e.context :], fns).items():
                 scores[name].append(value.numpy())
             if start < e.save_samples:

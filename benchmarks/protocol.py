@@ -33,13 +33,20 @@ def check_context(model, context: int, length: int) -> None:
 
 
 def open_loop(
-    model, video: Tensor, context: int = 36, n_samples: int = 1, seed: int = 0, raw: bool = False
+    model,
+    video: Tensor,
+    context: int = 36,
+    n_samples: int = 1,
+    seed: int = 0,
+    raw: bool = False,
+    use_obs: tuple[bool, ...] = (),
 ) -> Tensor:
     """video: (B, T, C, H, W) in [0, 1] -> predictions (B, n_samples, T - context, C, H, W) in [0, 1].
 
     The model is handed only `video[:, :context]` (a copy): it never sees a later frame.
     raw=True asks models that support it (CW-VAE) for unclipped decoder means, as the
-    official evaluation scored them; the [0, 1] check is then skipped.
+    official evaluation scored them; the [0, 1] check is then skipped. use_obs (CW-VAE,
+    bottom level first) makes levels marked False follow their prior during the context.
     """
     B, T, C, H, W = video.shape
     check_context(model, context, T)
@@ -48,10 +55,14 @@ def open_loop(
     devices = [video.device] if video.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(seed)
-        if raw and accepts_raw(model):
-            preds = model.predict(observed, horizon, n_samples, raw=True)
-        else:
-            preds = model.predict(observed, horizon, n_samples)
+        options = {}
+        if raw and accepts(model, "raw"):
+            options["raw"] = True
+        if use_obs:
+            if not accepts(model, "use_obs"):
+                raise ProtocolError(f"{type(model).__name__}.predict has no use_obs option; clear eval.use_obs")
+            options["use_obs"] = tuple(use_obs)
+        preds = model.predict(observed, horizon, n_samples, **options)
     expected = (B, n_samples, horizon, C, H, W)
     if tuple(preds.shape) != expected:
         raise ProtocolError(f"{type(model).__name__}.predict returned {tuple(preds.shape)}, expected {expected}")
@@ -63,10 +74,11 @@ def open_loop(
     return preds
 
 
-def accepts_raw(model) -> bool:
+def accepts(model, option: str) -> bool:
+    """Whether the model's predict takes the keyword `option`."""
     import inspect
 
-    return "raw" in inspect.signature(model.predict).parameters
+    return option in inspect.signature(model.predict).parameters
 
 
 def to_video_tensor(batch: np.ndarray, device) -> Tensor:

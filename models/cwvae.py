@@ -144,8 +144,9 @@ class CWVAE(VideoModel):
         h = torch.zeros(n, self.cfg.deter, device=device)
         return [(z, h) for _ in range(self.cfg.levels)]
 
-    def unroll(self, steps: int, embeds: list[Tensor] | None, states, batch: int, device) -> list[dict]:
-        """Top-down unroll over `steps` frames. embeds None = prior only. Returns per level (0 = bottom)."""
+    def unroll(self, steps: int, embeds: list[Tensor | None] | None, states, batch: int, device) -> list[dict]:
+        """Top-down unroll over `steps` frames. embeds None (or None for a level) = prior only.
+        Returns per level (0 = bottom)."""
         cfg = self.cfg
         results: list[dict] = [None] * cfg.levels
         context = None
@@ -153,7 +154,7 @@ class CWVAE(VideoModel):
             n_steps = math.ceil(steps / self.block(level))
             if context is None:  # the top level gets zeros as context
                 context = torch.zeros(batch, n_steps, cfg.stoch + cfg.deter, device=device)
-            level_embeds = None if embeds is None else embeds[level]
+            level_embeds = None if embeds is None else embeds[level]  # None: this level follows its prior
             res = self.cells[level].unroll(context[:, :n_steps], level_embeds, states[level])
             results[level] = res
             # the level below sees this level's current output for each of its k steps
@@ -178,10 +179,17 @@ class CWVAE(VideoModel):
         loss = total / T
         return loss, {k: v.detach() for k, v in terms.items()}
 
-    def observe(self, context: Tensor) -> list[tuple[Tensor, Tensor]]:
-        """Posterior filter over the context; returns the last (sample, deter) of every level."""
+    def observe(self, context: Tensor, use_obs: tuple[bool, ...] = ()) -> list[tuple[Tensor, Tensor]]:
+        """Posterior filter over the context; returns the last (sample, deter) of every level.
+
+        use_obs (bottom level first): a level marked False follows its prior instead of its
+        posterior (the official eval.py --use-obs, the paper's Fig 7 with the top level off).
+        """
         N, Tc = context.shape[:2]
-        levels = self.unroll(Tc, self.embed(context), self.initial_state(N, context.device), N, context.device)
+        if use_obs and len(use_obs) != self.cfg.levels:
+            raise ValueError(f"use_obs needs one flag per level ({self.cfg.levels}), got {list(use_obs)}")
+        embeds = [e if (not use_obs or use_obs[i]) else None for i, e in enumerate(self.embed(context))]
+        levels = self.unroll(Tc, embeds, self.initial_state(N, context.device), N, context.device)
         return [lv["last"] for lv in levels]
 
     def imagine(self, states, horizon: int, n: int, device) -> Tensor:
@@ -189,10 +197,13 @@ class CWVAE(VideoModel):
         return self.unroll(horizon, None, states, n, device)[0]["output"][:, :horizon]
 
     @torch.no_grad()
-    def predict(self, context: Tensor, horizon: int, n_samples: int = 1, raw: bool = False) -> Tensor:
+    def predict(
+        self, context: Tensor, horizon: int, n_samples: int = 1, raw: bool = False, use_obs: tuple[bool, ...] = ()
+    ) -> Tensor:
         """Open loop: posterior over the context, then the prior of every level.
 
-        raw=True returns the decoder means unclipped (the official evaluation's input).
+        raw=True returns the decoder means unclipped (the official evaluation's input);
+        use_obs: see `observe`.
         """
         B, Tc, C, H, W = context.shape
         if Tc % self.context_multiple():
@@ -200,7 +211,7 @@ class CWVAE(VideoModel):
                 f"CW-VAE needs a context that is a multiple of factor^(levels-1) = {self.context_multiple()}, got {Tc}"
             )
         ctx = context.repeat_interleave(n_samples, dim=0)  # (B*n, Tc, C, H, W)
-        states = self.observe(ctx)
+        states = self.observe(ctx, use_obs)
         feats = self.imagine(states, horizon, B * n_samples, context.device)  # (B*n, horizon, F)
         frames = torch.cat([apply_frames(self.decoder, chunk) for chunk in feats.split(100, dim=1)], 1)
         frames = frames.unflatten(0, (B, n_samples))  # (B, n, horizon, C, H, W)

@@ -9,7 +9,7 @@ import torch
 
 from benchmarks.evaluate import evaluate
 from benchmarks.runs import check_writable, machine_info, run_dir, update_status, write_config
-from benchmarks.trainer import CHECKPOINT, train
+from benchmarks.trainer import CHECKPOINT, build_seeded, train
 from datasets import get_dataset
 
 
@@ -37,7 +37,7 @@ def run_one(cfg, out: Path, device: str = "cpu", progress: bool = True, force: b
         return directory
     directory.mkdir(parents=True, exist_ok=True)
     write_config(directory, cfg)
-    model = cfg.build_model()
+    model = build_seeded(cfg)
     update_status(directory, params=model.num_params(), model=cfg.model_name, device=str(dev), **machine_info())
     result = train(model, cfg, dataset.load("train"), directory, dev, progress=progress, force=force)
     update_status(directory, steps=result.steps, train_time_s=result.train_time_s, trained=True)

@@ -95,6 +95,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def build_seeded(cfg):
+    """The run's model, initialised under its seed (so a run's weights depend on nothing else)."""
+    seed_everything(cfg.seed)
+    return cfg.build_model()
+
+
 def load_checkpoint(path: Path, config_hash: str, force: bool = False) -> dict | None:
     if not path.exists():
         return None
@@ -137,6 +143,7 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
     seed_everything(cfg.seed)
     model.to(device)
     model.observe_training_data(train_videos)
+    run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / CHECKPOINT
     log_path = run_dir / "train.jsonl"
     total = cfg.total_steps if model.trainable else 0

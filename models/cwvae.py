@@ -32,6 +32,7 @@ class CWVAEConfig:
     enc_dense_layers: int = 3  # MLP layers that make the embedding of levels >= 2
     enc_dense_hidden: int = 1000  # their hidden width (official enc_dense_embed_size)
     min_std: float = 1e-4  # std = softplus(x) + min_std (official cell_min_stddev)
+    cnn_depth: int = 32  # channels of the first conv (official 32 * channels_mult); encoder output 32 * depth
     channels: int = 1  # image channels (filled from the dataset config)
     dec_std: float = 1.0  # fixed decoder std of the Gaussian NLL (filled from the dataset config)
 
@@ -102,8 +103,8 @@ class CWVAE(VideoModel):
     def __init__(self, **hparams):
         super().__init__(**hparams)
         cfg = self.cfg
-        self.encoder = ConvEncoder(cfg.channels)
-        feat = self.encoder.out_dim  # 1024
+        self.encoder = ConvEncoder(cfg.channels, cfg.cnn_depth)
+        feat = self.encoder.out_dim  # 1024 at cnn_depth 32
         # Level l >= 2 embeds each frame with its own MLP, chained on the previous level's
         # MLP output as in the official cnns.py, then sums blocks of k^(l-1) frames.
         self.level_mlps = nn.ModuleList()
@@ -115,7 +116,7 @@ class CWVAE(VideoModel):
             layers.append(nn.Linear(width, feat))
             self.level_mlps.append(nn.Sequential(*layers))
         self.cells = nn.ModuleList(LevelCell(cfg, feat) for _ in range(cfg.levels))
-        self.decoder = ConvDecoder(cfg.stoch + cfg.deter, cfg.channels, out_activation="tanh")
+        self.decoder = ConvDecoder(cfg.stoch + cfg.deter, cfg.channels, cfg.cnn_depth, out_activation="tanh")
 
     # ------------------------------------------------------------ helpers
 

@@ -1,0 +1,94 @@
+"""The open-loop protocol over every registered model: no context leak, shapes, range, guard."""
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.config import resolve_config
+from benchmarks.evaluate import aggregate
+from benchmarks.protocol import ProtocolError, open_loop
+from models import VideoModel, build_model, model_names
+
+
+def smoke_model(name: str):
+    cfg = resolve_config(name, "mmnist", "smoke")
+    model = cfg.build_model()
+    if name == "random_frame":
+        model.observe_training_data(np.random.default_rng(0).integers(0, 255, (4, 6, 64, 64, 1), dtype=np.uint8))
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_predictions_ignore_every_frame_after_the_context(name):
+    model = smoke_model(name)
+    torch.manual_seed(0)
+    video = torch.rand(2, 40, 1, 64, 64)
+    poisoned = video.clone()
+    poisoned[:, 36:] = float("nan")
+    a = open_loop(model, video, context=36, n_samples=2, seed=5)
+    b = open_loop(model, poisoned, context=36, n_samples=2, seed=5)
+    assert a.shape == (2, 2, 4, 1, 64, 64)
+    assert torch.equal(a, b)
+    assert a.min() >= 0 and a.max() <= 1
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_same_seed_same_samples(name):
+    model = smoke_model(name)
+    video = torch.rand(1, 38, 1, 64, 64)
+    assert torch.equal(open_loop(model, video, 36, 2, seed=3), open_loop(model, video, 36, 2, seed=3))
+
+
+class Cheater(VideoModel):
+    """Returns the wrong shape: the protocol must refuse it."""
+
+    def predict(self, context, horizon, n_samples=1):
+        return context[:, None, :1].expand(-1, n_samples, -1, -1, -1, -1)
+
+
+class OutOfRange(VideoModel):
+    def predict(self, context, horizon, n_samples=1):
+        return torch.full((context.shape[0], n_samples, horizon, *context.shape[2:]), 2.0)
+
+
+def test_guard_rejects_bad_shape_and_range():
+    video = torch.rand(1, 10, 1, 64, 64)
+    with pytest.raises(ProtocolError, match="expected"):
+        open_loop(Cheater(), video, context=4)
+    with pytest.raises(ProtocolError, match=r"\[0, 1\]"):
+        open_loop(OutOfRange(), video, context=4)
+
+
+def test_model_only_receives_the_context():
+    seen = {}
+
+    class Spy(VideoModel):
+        def predict(self, context, horizon, n_samples=1):
+            seen["shape"] = tuple(context.shape)
+            seen["base"] = context.untyped_storage().nbytes()
+            return torch.zeros(context.shape[0], n_samples, horizon, *context.shape[2:])
+
+    video = torch.rand(2, 50, 1, 64, 64)
+    open_loop(Spy(), video, context=36)
+    assert seen["shape"] == (2, 36, 1, 64, 64)
+    assert seen["base"] == 2 * 36 * 64 * 64 * 4  # a copy: no storage holding later frames
+
+
+def test_cwvae_context_must_be_a_multiple():
+    model = build_model("cwvae", preset="smoke")  # 3 levels, factor 6 -> multiple of 36
+    with pytest.raises(ProtocolError, match="multiple of 36"):
+        open_loop(model, torch.rand(1, 40, 1, 64, 64), context=30)
+
+
+def test_best_of_n_and_mean_over_samples():
+    # 2 videos, 2 samples, 3 frames; sample 1 of video 0 is best on average
+    s = np.array([[[0.1, 0.2, 0.3], [0.5, 0.5, 0.5]], [[0.9, 0.9, 0.9], [0.1, 0.1, 0.1]]])
+    curves, summary = aggregate({"ssim": s, "lpips": s})
+    best = summary[(summary.metric == "ssim") & (summary["aggregate"] == "best")].value.item()
+    assert best == pytest.approx((0.5 + 0.9) / 2)
+    mean = summary[(summary.metric == "ssim") & (summary["aggregate"] == "mean")].value.item()
+    assert mean == pytest.approx(s.mean())
+    lp_best = summary[(summary.metric == "lpips") & (summary["aggregate"] == "best")].value.item()
+    assert lp_best == pytest.approx((0.2 + 0.1) / 2)  # lower is better for LPIPS
+    c = curves[(curves.metric == "ssim") & (curves["aggregate"] == "best")]
+    assert list(c.t) == [1, 2, 3] and c["mean"].tolist() == pytest.approx([0.7, 0.7, 0.7])

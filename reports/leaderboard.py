@@ -1,6 +1,10 @@
-"""The leaderboard: one row per run with its settings and its Table-1 numbers.
+"""The leaderboard: one row per (model, dataset, preset) -- and per variant -- over its seeds.
 
-Reads run directories only: config.yaml, status.json and eval/summary.csv.
+Each metric is the mean over seeds of the run's mean over predicted frames (Table 1
+convention, best of the samples) with a 95% interval: a t-interval over seeds when
+there are two or more, else the single run's interval over test videos (marked †).
+Parameters, training time (mean over seeds) and steps come from status.json.
+Reads run directories only. `bench.py` calls `write_leaderboard` after every run.
 """
 
 from __future__ import annotations
@@ -10,69 +14,114 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.atomic import write_csv, write_text
-from benchmarks.runs import iter_runs, model_label, read_config, read_status
+from reports import markdown
+from reports.aggregate import over_seeds, run_rows
+from reports.collect import collect
+from reports.reference import dataset_title, higher_is_better, metric_order, metric_title
 
-METRIC_ORDER = ["ssim", "psnr", "lpips", "fvd"]
-
-
-def collect_runs(out: Path) -> pd.DataFrame:
-    """One row per evaluated run: model, dataset, preset, seed, params, training time, metrics."""
-    rows = []
-    for directory in iter_runs(out):
-        summary_path = directory / "eval" / "summary.csv"
-        if not summary_path.exists():
-            continue
-        cfg, status = read_config(directory), read_status(directory)
-        summary = pd.read_csv(summary_path)
-        summary = summary[summary["aggregate"] == "best"] if "aggregate" in summary else summary
-        row = {
-            "model": model_label(cfg["model_name"]),
-            "dataset": cfg["dataset"],
-            "preset": cfg["preset"],
-            "seed": cfg["seed"],
-            "params": status.get("params", 0),
-            "train_time_s": round(status.get("train_time_s", 0.0), 1),
-            "steps": status.get("steps", 0),
-            "run": str(directory.relative_to(out)),
-        }
-        for _, r in summary.iterrows():
-            row[r["metric"]] = r["value"]
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return frame
-    metrics = [m for m in METRIC_ORDER if m in frame] + sorted(
-        c for c in frame if c not in METRIC_ORDER and c not in rows[0] and c != "run"
-    )
-    cols = ["model", "dataset", "preset", "seed", "params", "train_time_s", "steps", *metrics, "run"]
-    return frame[[c for c in cols if c in frame]].sort_values(["dataset", "preset", "model", "seed"]).reset_index(drop=True)
+KEY = ["dataset", "preset", "entry"]
 
 
 def format_params(n: float) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{int(n):,}"
 
 
+def format_duration(seconds: float) -> str:
+    if not seconds or pd.isna(seconds):
+        return "0 s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def leaderboard_frame(runs) -> pd.DataFrame:
+    """One row per (dataset, preset, entry) of finished runs, best first by the first metric."""
+    rows = run_rows(runs)
+    if rows.empty:
+        return pd.DataFrame()
+    agg = over_seeds(rows)
+    metrics = metric_order(agg["metric"].unique())
+    info = {}
+    for run in runs:
+        if run.finished:
+            info.setdefault((run.dataset, run.preset, run.entry), []).append(run)
+    out = []
+    for key, g in agg.groupby(KEY, sort=True):
+        members = info[key]
+        row = dict(zip(KEY, key))
+        row.update(model=g["model"].iloc[0], variant=g["variant"].iloc[0], seeds=int(g["n_seeds"].max()),
+                   params=max(r.params for r in members),
+                   train_time_s=round(sum(float(r.status.get("train_time_s", 0.0)) for r in members) / len(members), 1),
+                   steps=max(int(r.status.get("steps", 0)) for r in members))
+        for m in metrics:
+            sub = g[g["metric"] == m]
+            if len(sub):
+                r = sub.iloc[0]
+                row.update({m: r["value"], f"{m}_ci_low": r["ci_low"], f"{m}_ci_high": r["ci_high"]})
+        row["ci_over"] = "seeds" if row["seeds"] >= 2 else "videos"
+        row["runs"] = ";".join(r.rel for r in members)
+        out.append(row)
+    frame = pd.DataFrame(out)
+    first = metrics[0]
+    frame["_score"] = frame[first] * (-1 if higher_is_better(first) else 1)
+    frame = frame.sort_values(["dataset", "preset", "_score", "entry"], na_position="last").drop(columns="_score")
+    cols = ["model", "variant", "dataset", "preset", "seeds", "params", "train_time_s", "steps"]
+    cols += [c for m in metrics for c in (m, f"{m}_ci_low", f"{m}_ci_high") if c in frame]
+    return frame[cols + ["ci_over", "runs", "entry"]].reset_index(drop=True)
+
+
+def metric_cell(row, m: str) -> str:
+    value = row.get(m)
+    if value is None or pd.isna(value):
+        return ""
+    text = markdown.number(value, m)
+    half = (row[f"{m}_ci_high"] - row[f"{m}_ci_low"]) / 2
+    if pd.notna(half) and half > 0:
+        text += f" ± {markdown.number(half, m)}"
+        if row["ci_over"] == "videos":
+            text += "†"
+    return text
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_no evaluated runs yet_\n"
-    shown = frame.drop(columns=["run"]).copy()
-    shown["params"] = shown["params"].map(format_params)
-    for m in METRIC_ORDER:
-        if m in shown:
-            shown[m] = shown[m].map(lambda v: "" if pd.isna(v) else f"{v:.3f}" if m != "fvd" else f"{v:.0f}")
-    header = "| " + " | ".join(shown.columns) + " |"
-    sep = "|" + "|".join("---" for _ in shown.columns) + "|"
-    lines = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
-    return "\n".join([header, sep, *lines]) + "\n"
+    metrics = [c for c in metric_order([c for c in frame.columns if f"{c}_ci_low" in frame.columns])]
+    lines = []
+    for (dataset, preset), g in frame.groupby(["dataset", "preset"], sort=True):
+        lines.append(f"## {dataset_title(dataset)} (`{dataset}`), preset `{preset}`\n")
+        header = ["model", "seeds", "params", "train time", "steps",
+                  *[metric_title(m) + (" ↑" if higher_is_better(m) else " ↓") for m in metrics]]
+        rows = []
+        for _, r in g.iterrows():
+            name = r["model"] + (f" [{r['variant']}]" if r["variant"] else "")
+            rows.append([name, r["seeds"], format_params(r["params"]), format_duration(r["train_time_s"]),
+                         r["steps"], *[metric_cell(r, m) for m in metrics]])
+        lines.append(markdown.table(header, rows))
+    return "\n".join(lines)
 
 
-def write_leaderboard(out: Path) -> pd.DataFrame:
+def write_leaderboard(out: Path, runs_dir: Path | None = None) -> pd.DataFrame:
+    """Write <out>/leaderboard.md and .csv for the runs under <runs_dir or out>/runs; returns the frame."""
     out = Path(out)
-    frame = collect_runs(out)
-    write_csv(out / "leaderboard.csv", frame)
-    title = "# Leaderboard\n\nOne row per run; metrics are means over predicted frames (Table 1 convention).\n\n"
-    write_text(out / "leaderboard.md", title + to_markdown(frame))
+    frame = leaderboard_frame(collect(runs_dir if runs_dir is not None else out))
+    write_leaderboard_files(frame, out)
     return frame
+
+
+def write_leaderboard_files(frame: pd.DataFrame, out: Path) -> list[Path]:
+    """<out>/leaderboard.csv and <out>/leaderboard.md of a `leaderboard_frame`."""
+    write_csv(out / "leaderboard.csv", frame.drop(columns=["entry"], errors="ignore"))
+    title = (
+        "# Leaderboard\n\nOne row per (model, dataset, preset) and per variant (the config keys that differ "
+        "from the preset's). Metrics: mean over predicted frames (best of the samples), mean over seeds "
+        "± half of a 95% interval over seeds; † marks a single seed, whose interval is over test videos. "
+        "Training time: mean over seeds.\n\n"
+    )
+    write_text(out / "leaderboard.md", title + to_markdown(frame))
+    return [out / "leaderboard.csv", out / "leaderboard.md"]
 
 
 def print_leaderboard(frame: pd.DataFrame) -> None:
@@ -80,17 +129,14 @@ def print_leaderboard(frame: pd.DataFrame) -> None:
     from rich.table import Table
 
     table = Table(title="cwbench leaderboard")
-    cols = [c for c in frame.columns if c != "run"]
+    if frame.empty:
+        Console().print("no evaluated runs yet")
+        return
+    metrics = metric_order([c for c in frame.columns if f"{c}_ci_low" in frame.columns])
+    cols = ["model", "variant", "dataset", "preset", "seeds", "params", "train time", *metrics]
     for c in cols:
-        table.add_column(c, justify="right" if c not in ("model", "dataset", "preset") else "left")
-    for row in frame[cols].itertuples(index=False):
-        cells = []
-        for c, v in zip(cols, row):
-            if c == "params":
-                cells.append(format_params(v))
-            elif isinstance(v, float):
-                cells.append("" if pd.isna(v) else f"{v:.3f}")
-            else:
-                cells.append(str(v))
-        table.add_row(*cells)
+        table.add_column(c, justify="left" if c in ("model", "variant", "dataset", "preset") else "right")
+    for _, r in frame.iterrows():
+        table.add_row(r["model"], r["variant"], r["dataset"], r["preset"], str(r["seeds"]), format_params(r["params"]),
+                      format_duration(r["train_time_s"]), *[metric_cell(r, m) for m in metrics])
     Console().print(table)

@@ -1,0 +1,179 @@
+"""The whole report: a deterministic function of the run directories under <results>/runs.
+
+    write_report(results, out)   table1, mean_rank, curves, samples, training, leaderboard,
+                                 studies and index.md (links to everything) into `out`
+    write_paper_report(out)      table1 and mean_rank of the paper's own numbers
+
+Nothing here trains, loads a model or reads a dataset; the same run directories give
+the same files (byte for byte: no dates, sorted everywhere, PNGs without metadata).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.atomic import write_text
+from reports import markdown
+from reports.aggregate import curves_over_seeds, over_seeds, run_rows
+from reports.collect import Run, collect, read_samples, read_suites, results_root
+from reports.curves import write_curves
+from reports.leaderboard import leaderboard_frame, write_leaderboard_files
+from reports.reference import PAPER_DATASETS, PAPER_MODELS, dataset_order, dataset_title, model_title
+from reports.samples import write_strip
+from reports.studies import write_studies
+from reports.table1 import mean_rank_frame, table1_frame, write_mean_rank, write_table1
+from reports.training import write_training
+
+
+@dataclass
+class Report:
+    out: Path
+    files: list[Path] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    mean_rank: object = None  # the mean_rank frame (pandas)
+
+
+def colors_for(runs: list[Run]) -> dict[str, int]:
+    """A stable colour index per entry: the paper's models first, in the paper's order."""
+    entries = sorted({r.entry for r in runs}, key=lambda e: (e.split(" [")[0] not in PAPER_MODELS,
+                                                             PAPER_MODELS.index(e.split(" [")[0])
+                                                             if e.split(" [")[0] in PAPER_MODELS else 0, e))
+    return {e: i for i, e in enumerate(entries)}
+
+
+def write_samples(runs: list[Run], out: Path) -> list[Path]:
+    """Per (preset, dataset): ground truth and each model's first sample of test video 0, PNG and GIF."""
+    files = []
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        if run.finished and (run.directory / "samples" / "samples.npz").exists():
+            groups.setdefault((run.preset, run.dataset), []).append(run)
+    for (preset, dataset), members in sorted(groups.items()):
+        first_by_entry: dict[str, Run] = {}
+        for run in sorted(members, key=lambda r: (r.entry, r.seed)):
+            first_by_entry.setdefault(run.entry, run)
+        gt, context, rows = None, None, []
+        for entry, run in sorted(first_by_entry.items(), key=lambda kv: (kv[1].is_reference, kv[0])):
+            s = read_samples(run)
+            if gt is None:
+                gt, context = s["gt"][0], s["context"]
+            if s["context"] != context or s["gt"][0].shape != gt.shape or not np.array_equal(s["gt"][0], gt):
+                continue  # another test set (a variant with other data): not comparable in one strip
+            rows.append((f"{model_title(entry)} (s{run.seed})", s["pred"][0, 0]))
+        if rows:
+            title = f"{dataset_title(dataset)}, preset {preset}: test video 1, open loop after {context} frames"
+            files += write_strip(gt, rows, context, title, out / "samples" / preset / dataset)
+    return files
+
+
+def missing_section(runs: list[Run], results: Path) -> str:
+    """What the paper has and these runs lack; what suites skipped and why."""
+    lines = []
+    for suite in read_suites(results):
+        for item in suite.get("missing_datasets", []):
+            lines.append(f"- suite `{suite['suite']}`: dataset `{item['dataset']}` not prepared; run "
+                         f"`{item['command']}`")
+        for item in suite.get("missing_models", []):
+            lines.append(f"- suite `{suite['suite']}`: model `{item['model']}` not available ({item['reason']})")
+        for item in suite.get("failed", []):
+            lines.append(f"- suite `{suite['suite']}`: run `{item['run']}` failed: {item['error']}")
+    have_datasets = {r.dataset for r in runs if r.finished}
+    have_models = {r.model for r in runs if r.finished}
+    no_data = [d for d in PAPER_DATASETS if d not in have_datasets]
+    no_model = [m for m in PAPER_MODELS if m not in have_models]
+    if no_data:
+        lines.append("- the paper's datasets without a finished run: " + ", ".join(f"`{d}`" for d in no_data))
+    if no_model:
+        lines.append("- the paper's models without a finished run: " + ", ".join(f"`{m}`" for m in no_model))
+    unfinished = [r for r in runs if not r.finished]
+    if unfinished:
+        lines.append(f"- {len(unfinished)} run(s) not finished (re-run the command or suite to resume): "
+                     + ", ".join(f"`{r.rel}`" for r in unfinished[:10]) + (" ..." if len(unfinished) > 10 else ""))
+    return "\n".join(dict.fromkeys(lines)) + "\n" if lines else "_nothing missing_\n"
+
+
+def link(path: Path, out: Path, text: str | None = None) -> str:
+    rel = path.relative_to(out).as_posix()
+    return f"[{text or rel}]({rel})"
+
+
+def write_index(report: Report, results: Path, studies: dict[str, list[Path]]) -> Path:
+    out, files, runs = report.out, report.files, report.runs
+    finished = [r for r in runs if r.finished]
+    lines = ["# cwbench report", ""]
+    lines.append(f"{len(finished)} finished run(s) of {len(runs)} under `runs/`; presets: "
+                 + (", ".join(f"`{p}`" for p in sorted({r.preset for r in finished})) or "none")
+                 + "; datasets: " + (", ".join(f"`{d}`" for d in dataset_order({r.dataset for r in finished}))
+                                     or "none") + ".")
+    lines.append("Written by `python bench.py report`; every file is a function of the run directories only.\n")
+    lines.append("## Tables\n")
+    for name, text in [("table1.md", "Table 1: per dataset and metric, best and within 5% in bold, the paper's "
+                        "rows as reference"), ("mean_rank.md", "Mean rank over datasets x metrics (Figure 5)"),
+                       ("leaderboard.md", "Leaderboard: per (model, dataset, preset) over seeds, params, time")]:
+        if (out / name).exists():
+            lines.append(f"- [{name}]({name}): {text}")
+    if (out / "mean_rank.png").exists():
+        lines.append("\n![mean rank](mean_rank.png)\n")
+    if report.mean_rank is not None and len(report.mean_rank):
+        mr = report.mean_rank
+        lines.append(markdown.table(["source", "model", "mean rank", "cells"],
+                                    [[r.source, model_title(r.model), r.printed, f"{r.cells}/{r.total_cells}"]
+                                     for r in mr.itertuples()]))
+    sections = [("Per-horizon curves", "curves/", ".png"), ("Sample strips", "samples/", ".png"),
+                ("Sample videos", "samples/", ".gif"), ("Training curves", "training/", ".png")]
+    for title, prefix, suffix in sections:
+        chosen = [f for f in files if f.relative_to(out).as_posix().startswith(prefix) and f.suffix == suffix]
+        if chosen:
+            lines.append(f"\n## {title}\n")
+            lines += [f"- {link(f, out)}" for f in chosen]
+    if any(studies.values()):
+        lines.append("\n## Studies\n")
+        for name, paths in studies.items():
+            shown = [p for p in paths if p.suffix in (".md", ".png", ".gif")]
+            if shown:
+                lines.append(f"- {name}: " + ", ".join(link(p, out, p.relative_to(out / 'studies').as_posix())
+                                                      for p in shown))
+    lines.append("\n## Missing\n")
+    lines.append(missing_section(runs, results))
+    path = out / "index.md"
+    write_text(path, "\n".join(lines))
+    return path
+
+
+def write_report(results: Path, out: Path | None = None, variants: bool = False, aggregate: str = "best") -> Report:
+    """Every report file for the runs under <results>/runs into `out` (default <results>/report)."""
+    results = results_root(Path(results))
+    out = Path(out) if out is not None else results / "report"
+    runs = collect(results)
+    report = Report(out=out, runs=runs)
+    colors = colors_for(runs)
+    main = [r for r in runs if variants or not r.variant]  # Table 1, ranks, curves, strips
+    rows = run_rows(main, aggregate)
+    seeds = over_seeds(rows) if len(rows) else None
+    table1 = table1_frame(seeds)
+    report.files += write_table1(table1, out)
+    report.files += write_mean_rank(table1, out)
+    report.mean_rank = mean_rank_frame(table1)
+    report.files += write_curves(curves_over_seeds(main, aggregate), out, colors)
+    report.files += write_samples(main, out)
+    report.files += write_training(main, out, colors)
+    report.files += write_leaderboard_files(leaderboard_frame(runs), out)
+    studies = write_studies(runs, out, colors)
+    for paths in studies.values():
+        report.files += paths
+    report.files.append(write_index(report, results, studies))
+    return report
+
+
+def write_paper_report(out: Path) -> Report:
+    """table1.md/.csv and mean_rank.csv/.md/.png of the paper's numbers alone."""
+    out = Path(out)
+    report = Report(out=out)
+    table1 = table1_frame(None)
+    report.files += write_table1(table1, out)
+    report.files += write_mean_rank(table1, out)
+    report.mean_rank = mean_rank_frame(table1)
+    return report

@@ -1,0 +1,48 @@
+"""Training curves from train.jsonl: loss and KL per level against optimizer steps.
+
+One figure per (preset, dataset): the first panel is `train/loss` (negative ELBO per
+frame for the VAEs), then one panel per `train/kl_levelN` (KL summed over the level's
+active steps of a training sequence). Every seed is one line in its model's colour.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reports.collect import Run, read_train_log
+from reports.plotting import color_of, new_figure, save
+from reports.reference import dataset_title, model_title
+
+
+def write_training(runs: list[Run], out: Path, colors: dict[str, int]) -> list[Path]:
+    groups: dict[tuple[str, str], list[tuple[Run, object]]] = {}
+    for run in runs:
+        log = read_train_log(run)
+        if log.empty or "train/loss" not in log:
+            continue  # nothing trained (naive references) or no step logged yet
+        groups.setdefault((run.preset, run.dataset), []).append((run, log))
+    files = []
+    for (preset, dataset), items in sorted(groups.items(), key=lambda kv: kv[0]):
+        levels = sorted({int(c.removeprefix("train/kl_level")) for _, log in items for c in log
+                         if c.startswith("train/kl_level")})
+        columns = ["train/loss"] + [f"train/kl_level{lv}" for lv in levels]
+        fig, axes = new_figure(3.6 * len(columns), 3.2, ncols=len(columns))
+        labelled = set()
+        for run, log in items:
+            color = color_of(colors.get(run.entry, 0))
+            for ax, col in zip(axes[0], columns):
+                if col not in log:
+                    continue
+                label = None if run.entry in labelled else model_title(run.entry)
+                ax.plot(log["step"], log[col], color=color, lw=1.0, alpha=0.85, label=label)
+            labelled.add(run.entry)
+        for ax, col in zip(axes[0], columns):
+            ax.set_title(col.removeprefix("train/"), fontsize=9)
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+            if col != "train/loss":
+                ax.set_yscale("symlog", linthresh=1e-2)
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"Training on {dataset_title(dataset)} (preset {preset}); one line per seed", fontsize=9)
+        files.append(save(fig, out / "training" / preset / f"{dataset}.png"))
+    return files

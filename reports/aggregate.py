@@ -41,13 +41,35 @@ def run_rows(runs: list[Run], aggregate: str = "best") -> pd.DataFrame:
             chosen = summary.drop_duplicates("metric")
         for _, r in chosen.iterrows():
             rows.append(
-                dict(dataset=run.dataset, preset=run.preset, entry=run.entry, model=run.model, variant=run.variant,
-                     reference=run.is_reference, seed=run.seed, metric=r["metric"], value=float(r["value"]),
-                     run_ci_low=float(r.get("ci_low", np.nan)), run_ci_high=float(r.get("ci_high", np.nan)),
-                     n_videos=int(r.get("n", 0)))
+                dict(
+                    dataset=run.dataset,
+                    preset=run.preset,
+                    entry=run.entry,
+                    model=run.model,
+                    variant=run.variant,
+                    reference=run.is_reference,
+                    seed=run.seed,
+                    metric=r["metric"],
+                    value=float(r["value"]),
+                    run_ci_low=float(r.get("ci_low", np.nan)),
+                    run_ci_high=float(r.get("ci_high", np.nan)),
+                    n_videos=int(r.get("n", 0)),
+                )
             )
-    cols = ["dataset", "preset", "entry", "model", "variant", "reference", "seed", "metric", "value",
-            "run_ci_low", "run_ci_high", "n_videos"]
+    cols = [
+        "dataset",
+        "preset",
+        "entry",
+        "model",
+        "variant",
+        "reference",
+        "seed",
+        "metric",
+        "value",
+        "run_ci_low",
+        "run_ci_high",
+        "n_videos",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -61,10 +83,33 @@ def over_seeds(rows: pd.DataFrame) -> pd.DataFrame:
         if len(g) == 1:
             low, high, over = float(g["run_ci_low"].iloc[0]), float(g["run_ci_high"].iloc[0]), "videos"
         first = g.iloc[0]
-        out.append(dict(zip([*GROUP, "metric"], key), model=first["model"], variant=first["variant"],
-                        reference=bool(first["reference"]), value=mean, ci_low=low, ci_high=high, ci_over=over,
-                        n_seeds=len(g), seeds=" ".join(str(s) for s in g["seed"])))
-    cols = [*GROUP, "metric", "model", "variant", "reference", "value", "ci_low", "ci_high", "ci_over", "n_seeds", "seeds"]
+        out.append(
+            dict(
+                zip([*GROUP, "metric"], key),
+                model=first["model"],
+                variant=first["variant"],
+                reference=bool(first["reference"]),
+                value=mean,
+                ci_low=low,
+                ci_high=high,
+                ci_over=over,
+                n_seeds=len(g),
+                seeds=" ".join(str(s) for s in g["seed"]),
+            )
+        )
+    cols = [
+        *GROUP,
+        "metric",
+        "model",
+        "variant",
+        "reference",
+        "value",
+        "ci_low",
+        "ci_high",
+        "ci_over",
+        "n_seeds",
+        "seeds",
+    ]
     return pd.DataFrame(out, columns=cols)
 
 
@@ -81,8 +126,16 @@ def curves_over_seeds(runs: list[Run], aggregate: str = "best") -> pd.DataFrame:
         if c.empty:
             continue
         c = c[c["aggregate"] == aggregate] if (c["aggregate"] == aggregate).any() else c
-        parts.append(c.assign(dataset=run.dataset, preset=run.preset, entry=run.entry, model=run.model,
-                              reference=run.is_reference, seed=run.seed))
+        parts.append(
+            c.assign(
+                dataset=run.dataset,
+                preset=run.preset,
+                entry=run.entry,
+                model=run.model,
+                reference=run.is_reference,
+                seed=run.seed,
+            )
+        )
     cols = [*GROUP, "metric", "t", "model", "reference", "mean", "ci_low", "ci_high", "ci_over", "n_seeds"]
     if not parts:
         return pd.DataFrame(columns=cols)
@@ -102,7 +155,19 @@ def curves_over_seeds(runs: list[Run], aggregate: str = "best") -> pd.DataFrame:
             lo, hi, over = m - half, m + half, "seeds"
         else:
             lo, hi, over = first["ci_low"].to_numpy(), first["ci_high"].to_numpy(), "videos"
-        out.append(pd.DataFrame({**dict(zip([*GROUP, "metric"], key)), "t": wide.index.to_numpy(),
-                                 "model": g["model"].iloc[0], "reference": bool(g["reference"].iloc[0]),
-                                 "mean": m, "ci_low": lo, "ci_high": hi, "ci_over": over, "n_seeds": len(seeds)}))
+        out.append(
+            pd.DataFrame(
+                {
+                    **dict(zip([*GROUP, "metric"], key)),
+                    "t": wide.index.to_numpy(),
+                    "model": g["model"].iloc[0],
+                    "reference": bool(g["reference"].iloc[0]),
+                    "mean": m,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "ci_over": over,
+                    "n_seeds": len(seeds),
+                }
+            )
+        )
     return pd.concat(out, ignore_index=True)[cols]

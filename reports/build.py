@@ -38,9 +38,14 @@ class Report:
 
 def colors_for(runs: list[Run]) -> dict[str, int]:
     """A stable colour index per entry: the paper's models first, in the paper's order."""
-    entries = sorted({r.entry for r in runs}, key=lambda e: (e.split(" [")[0] not in PAPER_MODELS,
-                                                             PAPER_MODELS.index(e.split(" [")[0])
-                                                             if e.split(" [")[0] in PAPER_MODELS else 0, e))
+    entries = sorted(
+        {r.entry for r in runs},
+        key=lambda e: (
+            e.split(" [")[0] not in PAPER_MODELS,
+            PAPER_MODELS.index(e.split(" [")[0]) if e.split(" [")[0] in PAPER_MODELS else 0,
+            e,
+        ),
+    )
     return {e: i for i, e in enumerate(entries)}
 
 
@@ -74,8 +79,9 @@ def missing_section(runs: list[Run], results: Path) -> str:
     lines = []
     for suite in read_suites(results):
         for item in suite.get("missing_datasets", []):
-            lines.append(f"- suite `{suite['suite']}`: dataset `{item['dataset']}` not prepared; run "
-                         f"`{item['command']}`")
+            lines.append(
+                f"- suite `{suite['suite']}`: dataset `{item['dataset']}` not prepared; run `{item['command']}`"
+            )
         for item in suite.get("missing_models", []):
             lines.append(f"- suite `{suite['suite']}`: model `{item['model']}` not available ({item['reason']})")
         for item in suite.get("failed", []):
@@ -90,8 +96,11 @@ def missing_section(runs: list[Run], results: Path) -> str:
         lines.append("- the paper's models without a finished run: " + ", ".join(f"`{m}`" for m in no_model))
     unfinished = [r for r in runs if not r.finished]
     if unfinished:
-        lines.append(f"- {len(unfinished)} run(s) not finished (re-run the command or suite to resume): "
-                     + ", ".join(f"`{r.rel}`" for r in unfinished[:10]) + (" ..." if len(unfinished) > 10 else ""))
+        lines.append(
+            f"- {len(unfinished)} run(s) not finished (re-run the command or suite to resume): "
+            + ", ".join(f"`{r.rel}`" for r in unfinished[:10])
+            + (" ..." if len(unfinished) > 10 else "")
+        )
     return "\n".join(dict.fromkeys(lines)) + "\n" if lines else "_nothing missing_\n"
 
 
@@ -104,26 +113,38 @@ def write_index(report: Report, results: Path, studies: dict[str, list[Path]]) -
     out, files, runs = report.out, report.files, report.runs
     finished = [r for r in runs if r.finished]
     lines = ["# cwbench report", ""]
-    lines.append(f"{len(finished)} finished run(s) of {len(runs)} under `runs/`; presets: "
-                 + (", ".join(f"`{p}`" for p in sorted({r.preset for r in finished})) or "none")
-                 + "; datasets: " + (", ".join(f"`{d}`" for d in dataset_order({r.dataset for r in finished}))
-                                     or "none") + ".")
+    lines.append(
+        f"{len(finished)} finished run(s) of {len(runs)} under `runs/`; presets: "
+        + (", ".join(f"`{p}`" for p in sorted({r.preset for r in finished})) or "none")
+        + "; datasets: "
+        + (", ".join(f"`{d}`" for d in dataset_order({r.dataset for r in finished})) or "none")
+        + "."
+    )
     lines.append("Written by `python bench.py report`; every file is a function of the run directories only.\n")
     lines.append("## Tables\n")
-    for name, text in [("table1.md", "Table 1: per dataset and metric, best and within 5% in bold, the paper's "
-                        "rows as reference"), ("mean_rank.md", "Mean rank over datasets x metrics (Figure 5)"),
-                       ("leaderboard.md", "Leaderboard: per (model, dataset, preset) over seeds, params, time")]:
+    for name, text in [
+        ("table1.md", "Table 1: per dataset and metric, best and within 5% in bold, the paper's rows as reference"),
+        ("mean_rank.md", "Mean rank over datasets x metrics (Figure 5)"),
+        ("leaderboard.md", "Leaderboard: per (model, dataset, preset) over seeds, params, time"),
+    ]:
         if (out / name).exists():
             lines.append(f"- [{name}]({name}): {text}")
     if (out / "mean_rank.png").exists():
         lines.append("\n![mean rank](mean_rank.png)\n")
     if report.mean_rank is not None and len(report.mean_rank):
         mr = report.mean_rank
-        lines.append(markdown.table(["source", "model", "mean rank", "cells"],
-                                    [[r.source, model_title(r.model), r.printed, f"{r.cells}/{r.total_cells}"]
-                                     for r in mr.itertuples()]))
-    sections = [("Per-horizon curves", "curves/", ".png"), ("Sample strips", "samples/", ".png"),
-                ("Sample videos", "samples/", ".gif"), ("Training curves", "training/", ".png")]
+        lines.append(
+            markdown.table(
+                ["source", "model", "mean rank", "cells"],
+                [[r.source, model_title(r.model), r.printed, f"{r.cells}/{r.total_cells}"] for r in mr.itertuples()],
+            )
+        )
+    sections = [
+        ("Per-horizon curves", "curves/", ".png"),
+        ("Sample strips", "samples/", ".png"),
+        ("Sample videos", "samples/", ".gif"),
+        ("Training curves", "training/", ".png"),
+    ]
     for title, prefix, suffix in sections:
         chosen = [f for f in files if f.relative_to(out).as_posix().startswith(prefix) and f.suffix == suffix]
         if chosen:
@@ -134,8 +155,9 @@ def write_index(report: Report, results: Path, studies: dict[str, list[Path]]) -
         for name, paths in studies.items():
             shown = [p for p in paths if p.suffix in (".md", ".png", ".gif")]
             if shown:
-                lines.append(f"- {name}: " + ", ".join(link(p, out, p.relative_to(out / 'studies').as_posix())
-                                                      for p in shown))
+                lines.append(
+                    f"- {name}: " + ", ".join(link(p, out, p.relative_to(out / "studies").as_posix()) for p in shown)
+                )
     lines.append("\n## Missing\n")
     lines.append(missing_section(runs, results))
     path = out / "index.md"

@@ -76,8 +76,14 @@ class Run:
         """Identity of the training (model, data, train, seed): runs that differ only in eval share it."""
         data = {k: v for k, v in self.cfg.get("data", {}).items() if k not in ("root", "test_length", "n_test")}
         train = {k: v for k, v in self.cfg.get("train", {}).items() if f"train.{k}" not in IGNORED_KEYS}
-        blob = {"model_name": self.cfg.get("model_name"), "model": self.cfg.get("model"), "data": data,
-                "train": train, "seed": self.seed, "preset": self.preset}
+        blob = {
+            "model_name": self.cfg.get("model_name"),
+            "model": self.cfg.get("model"),
+            "data": data,
+            "train": train,
+            "seed": self.seed,
+            "preset": self.preset,
+        }
         return json.dumps(blob, sort_keys=True, default=str)
 
 
@@ -212,7 +218,9 @@ def read_samples(run: Run) -> dict[str, np.ndarray] | None:
 def final_kl(run: Run, tail: float = 0.1) -> dict[int, float]:
     """{level: KL} from train.jsonl: the mean of `train/kl_levelN` over the last `tail` of the logged steps."""
     log = read_train_log(run)
-    cols = sorted((c for c in log if c.startswith("train/kl_level")), key=lambda c: int(c.removeprefix("train/kl_level")))
+    cols = sorted(
+        (c for c in log if c.startswith("train/kl_level")), key=lambda c: int(c.removeprefix("train/kl_level"))
+    )
     if log.empty or not cols:
         return {}
     last = log.tail(max(1, int(round(len(log) * tail))))

@@ -35,8 +35,15 @@ def plot_curves(curves: pd.DataFrame, title: str, metric: str, path: Path, color
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    ax.text(1.0, -0.2, f"bands: 95% interval over {' / '.join(over)}", transform=ax.transAxes, ha="right",
-            fontsize=7, color="0.4")
+    ax.text(
+        1.0,
+        -0.2,
+        f"bands: 95% interval over {' / '.join(over)}",
+        transform=ax.transAxes,
+        ha="right",
+        fontsize=7,
+        color="0.4",
+    )
     return save(fig, path)
 
 

@@ -51,10 +51,14 @@ def leaderboard_frame(runs) -> pd.DataFrame:
     for key, g in agg.groupby(KEY, sort=True):
         members = info[key]
         row = dict(zip(KEY, key))
-        row.update(model=g["model"].iloc[0], variant=g["variant"].iloc[0], seeds=int(g["n_seeds"].max()),
-                   params=max(r.params for r in members),
-                   train_time_s=round(sum(float(r.status.get("train_time_s", 0.0)) for r in members) / len(members), 1),
-                   steps=max(int(r.status.get("steps", 0)) for r in members))
+        row.update(
+            model=g["model"].iloc[0],
+            variant=g["variant"].iloc[0],
+            seeds=int(g["n_seeds"].max()),
+            params=max(r.params for r in members),
+            train_time_s=round(sum(float(r.status.get("train_time_s", 0.0)) for r in members) / len(members), 1),
+            steps=max(int(r.status.get("steps", 0)) for r in members),
+        )
         for m in metrics:
             sub = g[g["metric"] == m]
             if len(sub):
@@ -92,13 +96,27 @@ def to_markdown(frame: pd.DataFrame) -> str:
     lines = []
     for (dataset, preset), g in frame.groupby(["dataset", "preset"], sort=True):
         lines.append(f"## {dataset_title(dataset)} (`{dataset}`), preset `{preset}`\n")
-        header = ["model", "seeds", "params", "train time", "steps",
-                  *[metric_title(m) + (" ↑" if higher_is_better(m) else " ↓") for m in metrics]]
+        header = [
+            "model",
+            "seeds",
+            "params",
+            "train time",
+            "steps",
+            *[metric_title(m) + (" ↑" if higher_is_better(m) else " ↓") for m in metrics],
+        ]
         rows = []
         for _, r in g.iterrows():
             name = r["model"] + (f" [{r['variant']}]" if r["variant"] else "")
-            rows.append([name, r["seeds"], format_params(r["params"]), format_duration(r["train_time_s"]),
-                         r["steps"], *[metric_cell(r, m) for m in metrics]])
+            rows.append(
+                [
+                    name,
+                    r["seeds"],
+                    format_params(r["params"]),
+                    format_duration(r["train_time_s"]),
+                    r["steps"],
+                    *[metric_cell(r, m) for m in metrics],
+                ]
+            )
         lines.append(markdown.table(header, rows))
     return "\n".join(lines)
 
@@ -137,6 +155,14 @@ def print_leaderboard(frame: pd.DataFrame) -> None:
     for c in cols:
         table.add_column(c, justify="left" if c in ("model", "variant", "dataset", "preset") else "right")
     for _, r in frame.iterrows():
-        table.add_row(r["model"], r["variant"], r["dataset"], r["preset"], str(r["seeds"]), format_params(r["params"]),
-                      format_duration(r["train_time_s"]), *[metric_cell(r, m) for m in metrics])
+        table.add_row(
+            r["model"],
+            r["variant"],
+            r["dataset"],
+            r["preset"],
+            str(r["seeds"]),
+            format_params(r["params"]),
+            format_duration(r["train_time_s"]),
+            *[metric_cell(r, m) for m in metrics],
+        )
     Console().print(table)

@@ -42,8 +42,9 @@ def to_rgb(frame: np.ndarray) -> np.ndarray:
     return np.repeat(frame, 3, axis=-1) if frame.shape[-1] == 1 else frame[..., :3]
 
 
-def strip_png(gt: np.ndarray, rows: list[tuple[str, np.ndarray]], context: int, title: str, path: Path,
-              horizons=HORIZONS) -> Path:
+def strip_png(
+    gt: np.ndarray, rows: list[tuple[str, np.ndarray]], context: int, title: str, path: Path, horizons=HORIZONS
+) -> Path:
     """gt (T, H, W, C) uint8; rows [(name, pred (horizon, H, W, C) uint8)] -> PNG at `path`."""
     horizon = min(len(p) for _, p in rows) if rows else len(gt) - context
     ctx = context_indices(context)
@@ -67,8 +68,9 @@ def strip_png(gt: np.ndarray, rows: list[tuple[str, np.ndarray]], context: int, 
             ax.imshow(to_rgb(img), interpolation="nearest")
             if r == 0:
                 ax.set_title(labels[c], fontsize=7)
-        axes[r][0].set_ylabel("ground truth" if r == 0 else rows[r - 1][0], fontsize=7, rotation=0, ha="right",
-                              va="center")
+        axes[r][0].set_ylabel(
+            "ground truth" if r == 0 else rows[r - 1][0], fontsize=7, rotation=0, ha="right", va="center"
+        )
         if r > 0:  # the blank context cells hide their axis: put the row name on the first shown cell
             first = axes[r][len(ctx)]
             first.set_ylabel(rows[r - 1][0], fontsize=7, rotation=0, ha="right", va="center")
@@ -107,8 +109,11 @@ def strip_gif(gt: np.ndarray, rows: list[tuple[str, np.ndarray]], context: int, 
     return Path(path)
 
 
-def write_strip(gt: np.ndarray, rows: list[tuple[str, np.ndarray]], context: int, title: str, stem: Path,
-                horizons=HORIZONS) -> list[Path]:
+def write_strip(
+    gt: np.ndarray, rows: list[tuple[str, np.ndarray]], context: int, title: str, stem: Path, horizons=HORIZONS
+) -> list[Path]:
     """stem.png and stem.gif of one test video."""
-    return [strip_png(gt, rows, context, title, stem.with_suffix(".png"), horizons),
-            strip_gif(gt, rows, context, stem.with_suffix(".gif"))]
+    return [
+        strip_png(gt, rows, context, title, stem.with_suffix(".png"), horizons),
+        strip_gif(gt, rows, context, stem.with_suffix(".gif")),
+    ]

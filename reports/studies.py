@@ -57,8 +57,13 @@ def kl_rows(runs: list[Run], keys: dict[str, str]) -> pd.DataFrame:
         kl = final_kl(run)
         if not kl:
             continue
-        row = {"preset": run.preset, **{name: run.get(dotted) for name, dotted in keys.items()}, "seed": run.seed,
-               "seq_len": run.get("train.seq_len"), "steps": int(run.status.get("steps", 0))}
+        row = {
+            "preset": run.preset,
+            **{name: run.get(dotted) for name, dotted in keys.items()},
+            "seed": run.seed,
+            "seq_len": run.get("train.seq_len"),
+            "steps": int(run.status.get("steps", 0)),
+        }
         row.update({f"kl_level{lv}": v for lv, v in kl.items()})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -78,8 +83,10 @@ def mean_over_seeds(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def levels_study(runs: list[Run], out: Path) -> list[Path]:
-    rows = kl_rows([r for r in runs if _plain(r) and float(r.get("data.speed", 1.0)) == 1.0],
-                   {"levels": "model.levels", "factor": "model.factor"})
+    rows = kl_rows(
+        [r for r in runs if _plain(r) and float(r.get("data.speed", 1.0)) == 1.0],
+        {"levels": "model.levels", "factor": "model.factor"},
+    )
     if rows.empty or rows.groupby("preset")["levels"].nunique().max() < 2:
         return []
     ours = mean_over_seeds(rows, ["preset", "levels", "factor"])
@@ -89,19 +96,32 @@ def levels_study(runs: list[Run], out: Path) -> list[Path]:
     table = table[["preset", "levels", "factor", *kl_cols, "seeds", "seq_len", "steps"]]
     directory = out / "studies"
     write_csv(directory / "levels.csv", table)
-    lines = ["# Levels: KL per level (Table 2)", "",
-             "KL of each level summed over the level's active time steps of a training sequence of `seq_len` "
-             "frames, averaged over the last 10% of the logged training steps and over seeds (train.jsonl). "
-             "The paper's rows (Table 2) are for 100-frame sequences after full training; at other sequence "
-             "lengths and shorter training only the pattern across levels compares.", ""]
+    lines = [
+        "# Levels: KL per level (Table 2)",
+        "",
+        "KL of each level summed over the level's active time steps of a training sequence of `seq_len` "
+        "frames, averaged over the last 10% of the logged training steps and over seeds (train.jsonl). "
+        "The paper's rows (Table 2) are for 100-frame sequences after full training; at other sequence "
+        "lengths and shorter training only the pattern across levels compares.",
+        "",
+    ]
     for preset, g in table.groupby("preset", sort=False):
         lines.append(f"## {'The paper (Table 2)' if preset == 'paper' else f'Preset `{preset}`'}\n")
-        body = [[f"{int(r.levels)}-level CW-VAE", int(r.factor),
-                 *[("–" if pd.isna(getattr(r, c)) else f"{getattr(r, c):.4g}") for c in kl_cols],
-                 "" if pd.isna(r.seeds) else int(r.seeds), int(r.seq_len)]
-                for r in g.sort_values(["levels", "factor"], ascending=[False, True]).itertuples()]
-        lines.append(markdown.table(["model", "factor", *[f"level {c.removeprefix('kl_level')}" for c in kl_cols],
-                                     "seeds", "seq_len"], body))
+        body = [
+            [
+                f"{int(r.levels)}-level CW-VAE",
+                int(r.factor),
+                *[("–" if pd.isna(getattr(r, c)) else f"{getattr(r, c):.4g}") for c in kl_cols],
+                "" if pd.isna(r.seeds) else int(r.seeds),
+                int(r.seq_len),
+            ]
+            for r in g.sort_values(["levels", "factor"], ascending=[False, True]).itertuples()
+        ]
+        lines.append(
+            markdown.table(
+                ["model", "factor", *[f"level {c.removeprefix('kl_level')}" for c in kl_cols], "seeds", "seq_len"], body
+            )
+        )
     write_text(directory / "levels.md", "\n".join(lines))
     fig, axes = new_figure(6.0, 3.6)
     ax = axes[0][0]
@@ -134,35 +154,49 @@ def factor_study(runs: list[Run], out: Path, colors: dict[str, int]) -> list[Pat
         factors = sorted({int(r.get("model.factor")) for r in mine})
         if len(factors) < 2:
             continue
-        relabelled = [dataclasses.replace(r, model="cwvae", variant=f"factor {int(r.get('model.factor'))}")
-                      for r in mine]
-        others = [r for r in runs if r.dataset == STUDY_DATASET and r.preset == preset and not r.variant
-                  and r.model != STUDY_MODEL]  # random frame (Fig 1's line) and the other models, as they are
+        relabelled = [
+            dataclasses.replace(r, model="cwvae", variant=f"factor {int(r.get('model.factor'))}") for r in mine
+        ]
+        others = [
+            r
+            for r in runs
+            if r.dataset == STUDY_DATASET and r.preset == preset and not r.variant and r.model != STUDY_MODEL
+        ]  # random frame (Fig 1's line) and the other models, as they are
         curves = curves_over_seeds(relabelled + others)
         if curves.empty:
             continue
         curves = curves[curves["preset"] == preset]
         study_colors = {f"cwvae [factor {k}]": i for i, k in enumerate(factors)}
-        study_colors.update({e: len(factors) + colors.get(e, 0) for e in curves["entry"].unique()
-                             if e not in study_colors})
-        contexts = {k: sorted({int(r.get("eval.context")) for r in mine if int(r.get("model.factor")) == k})
-                    for k in factors}
+        study_colors.update(
+            {e: len(factors) + colors.get(e, 0) for e in curves["entry"].unique() if e not in study_colors}
+        )
+        contexts = {
+            k: sorted({int(r.get("eval.context")) for r in mine if int(r.get("model.factor")) == k}) for k in factors
+        }
         write_csv(out / "studies" / f"factor_{preset}.csv", curves)
         files.append(out / "studies" / f"factor_{preset}.csv")
         for metric in metric_order(curves["metric"].unique()):
             g = curves[curves["metric"] == metric]
-            title = (f"{dataset_title(STUDY_DATASET)}: CW-VAE abstraction factors (preset {preset}, contexts "
-                     + ", ".join(f"k{k}: {'/'.join(map(str, c))}" for k, c in contexts.items()) + ")")
-            files.append(plot_curves(g, title, metric, out / "studies" / f"factor_{preset}_{metric}.png",
-                                     study_colors))
+            title = (
+                f"{dataset_title(STUDY_DATASET)}: CW-VAE abstraction factors (preset {preset}, contexts "
+                + ", ".join(f"k{k}: {'/'.join(map(str, c))}" for k, c in contexts.items())
+                + ")"
+            )
+            files.append(plot_curves(g, title, metric, out / "studies" / f"factor_{preset}_{metric}.png", study_colors))
         summary = over_seeds(run_rows(relabelled + others))
-        files.append(_write_summary_md(summary, out / "studies" / f"factor_{preset}.md",
-                                       f"# Abstraction factor (Fig 1), preset `{preset}`",
-                                       "3-level CW-VAE with factors " + ", ".join(map(str, factors))
-                                       + " on Moving MNIST; each factor's context is a multiple of factor^2 "
-                                       "(above), all predict the same number of frames. Curves: "
-                                       + ", ".join(f"`factor_{preset}_{m}.png`" for m in
-                                                   metric_order(curves['metric'].unique())) + "."))
+        files.append(
+            _write_summary_md(
+                summary,
+                out / "studies" / f"factor_{preset}.md",
+                f"# Abstraction factor (Fig 1), preset `{preset}`",
+                "3-level CW-VAE with factors "
+                + ", ".join(map(str, factors))
+                + " on Moving MNIST; each factor's context is a multiple of factor^2 "
+                "(above), all predict the same number of frames. Curves: "
+                + ", ".join(f"`factor_{preset}_{m}.png`" for m in metric_order(curves["metric"].unique()))
+                + ".",
+            )
+        )
     return files
 
 
@@ -171,8 +205,13 @@ def _write_summary_md(summary: pd.DataFrame, path: Path, title: str, text: str) 
     rows = []
     for entry, g in summary.groupby("entry", sort=True):
         g = g.set_index("metric")
-        rows.append([entry, *[markdown.number(g.loc[m, "value"], m) if m in g.index else "–" for m in metrics],
-                     int(g["n_seeds"].max())])
+        rows.append(
+            [
+                entry,
+                *[markdown.number(g.loc[m, "value"], m) if m in g.index else "–" for m in metrics],
+                int(g["n_seeds"].max()),
+            ]
+        )
     header = ["run", *[metric_title(m) + (" ↑" if higher_is_better(m) else " ↓") for m in metrics], "seeds"]
     write_text(path, f"{title}\n\n{text}\n\nMeans over predicted frames:\n\n" + markdown.table(header, rows))
     return path
@@ -182,8 +221,9 @@ def _write_summary_md(summary: pd.DataFrame, path: Path, title: str, text: str) 
 
 
 def speed_study(runs: list[Run], out: Path) -> list[Path]:
-    rows = kl_rows([r for r in runs if _plain(r)], {"speed": "data.speed", "levels": "model.levels",
-                                                   "factor": "model.factor"})
+    rows = kl_rows(
+        [r for r in runs if _plain(r)], {"speed": "data.speed", "levels": "model.levels", "factor": "model.factor"}
+    )
     if rows.empty:
         return []
     files = []
@@ -199,25 +239,40 @@ def speed_study(runs: list[Run], out: Path) -> list[Path]:
         ax = axes[0][0]
         for c in kl_cols:
             lv = int(c.removeprefix("kl_level"))
-            ax.plot(table["speed"] * 100, table[c], marker="o", color=color_of(lv - 1),
-                    label=f"level {lv}" + (f" ({names[lv]})" if lv in names and levels > 1 else ""))
+            ax.plot(
+                table["speed"] * 100,
+                table[c],
+                marker="o",
+                color=color_of(lv - 1),
+                label=f"level {lv}" + (f" ({names[lv]})" if lv in names and levels > 1 else ""),
+            )
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=1e-2)
         ax.set_xlabel("speed of the moving digits (%)")
         ax.set_ylabel("KL per sequence (nats)")
-        ax.set_title(f"KL per level vs digit speed (Fig 8); {int(levels)} levels, factor {int(factor)}, {preset}",
-                     fontsize=9)
+        ax.set_title(
+            f"KL per level vs digit speed (Fig 8); {int(levels)} levels, factor {int(factor)}, {preset}", fontsize=9
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         files += [stem.with_suffix(".csv"), save(fig, stem.with_suffix(".png"))]
-        body = [[f"{100 * r.speed:g}%", *[f"{getattr(r, c):.4g}" for c in kl_cols], int(r.seeds), int(r.seq_len)]
-                for r in table.itertuples()]
-        text = ("# Digit speed (Fig 8)\n\nKL per level (summed over a training sequence of `seq_len` frames, last "
-                "10% of the logged steps, mean over seeds) of CW-VAE trained on Moving MNIST at each speed "
-                f"(`data.speed`, 100% = 2-6 px/frame). {int(levels)} levels, factor {int(factor)}, preset "
-                f"`{preset}`.\n\n")
-        write_text(stem.with_suffix(".md"), text + markdown.table(
-            ["speed", *[f"level {c.removeprefix('kl_level')}" for c in kl_cols], "seeds", "seq_len"], body))
+        body = [
+            [f"{100 * r.speed:g}%", *[f"{getattr(r, c):.4g}" for c in kl_cols], int(r.seeds), int(r.seq_len)]
+            for r in table.itertuples()
+        ]
+        text = (
+            "# Digit speed (Fig 8)\n\nKL per level (summed over a training sequence of `seq_len` frames, last "
+            "10% of the logged steps, mean over seeds) of CW-VAE trained on Moving MNIST at each speed "
+            f"(`data.speed`, 100% = 2-6 px/frame). {int(levels)} levels, factor {int(factor)}, preset "
+            f"`{preset}`.\n\n"
+        )
+        write_text(
+            stem.with_suffix(".md"),
+            text
+            + markdown.table(
+                ["speed", *[f"level {c.removeprefix('kl_level')}" for c in kl_cols], "seeds", "seq_len"], body
+            ),
+        )
         files.append(stem.with_suffix(".md"))
     return files
 
@@ -227,8 +282,13 @@ def speed_study(runs: list[Run], out: Path) -> list[Path]:
 
 def top_prior_study(runs: list[Run], out: Path) -> list[Path]:
     files = []
-    normal_by_key = {r.train_key: r for r in runs if r.finished and not list(r.get("eval.use_obs", []) or [])
-                     and (r.directory / "samples" / "samples.npz").exists()}
+    normal_by_key = {
+        r.train_key: r
+        for r in runs
+        if r.finished
+        and not list(r.get("eval.use_obs", []) or [])
+        and (r.directory / "samples" / "samples.npz").exists()
+    }
     blind = [r for r in runs if r.finished and False in list(r.get("eval.use_obs", []) or [])]
     table_rows = []
     for run in blind:
@@ -243,30 +303,55 @@ def top_prior_study(runs: list[Run], out: Path) -> list[Path]:
         gt, context = samples["gt"][0], samples["context"]
         if normal is not None:
             ref = read_samples(normal)
-            if ref is not None and ref["context"] == context and ref["gt"].shape[1:] == samples["gt"].shape[1:] \
-                    and np.array_equal(ref["gt"][0], gt):
+            if (
+                ref is not None
+                and ref["context"] == context
+                and ref["gt"].shape[1:] == samples["gt"].shape[1:]
+                and np.array_equal(ref["gt"][0], gt)
+            ):
                 rows.append(("all levels see the context", ref["pred"][0, 0]))
                 table_rows.append((run, normal))
         for i in range(samples["pred"].shape[1]):
             rows.append((f"{what}, sample {i + 1}", samples["pred"][0, i]))
         stem = out / "studies" / "top_prior" / f"{run.preset}_{run.dataset}_{run.model}_s{run.seed}"
-        title = (f"{dataset_title(run.dataset)}, {run.model} (preset {run.preset}, seed {run.seed}): "
-                 f"{what} during the context (Fig 7)")
+        title = (
+            f"{dataset_title(run.dataset)}, {run.model} (preset {run.preset}, seed {run.seed}): "
+            f"{what} during the context (Fig 7)"
+        )
         files += write_strip(gt, rows, context, title, stem)
     if table_rows:
-        lines = ["# Top level from the prior (Fig 7)", "",
-                 "Predictions where the marked levels follow their prior during the context (they never see "
-                 "the context frames), against the same trained model with every level observing. Means over "
-                 "predicted frames (best of the samples); strips in `top_prior/`.", ""]
+        lines = [
+            "# Top level from the prior (Fig 7)",
+            "",
+            "Predictions where the marked levels follow their prior during the context (they never see "
+            "the context frames), against the same trained model with every level observing. Means over "
+            "predicted frames (best of the samples); strips in `top_prior/`.",
+            "",
+        ]
         body = []
         for run, normal in table_rows:
             a = over_seeds(run_rows([normal])).set_index("metric")
             b = over_seeds(run_rows([run])).set_index("metric")
             for m in metric_order(a.index.intersection(b.index)):
-                body.append([f"{run.dataset}/{run.preset}/s{run.seed}", metric_title(m),
-                             markdown.number(a.loc[m, "value"], m), markdown.number(b.loc[m, "value"], m)])
-        lines.append(markdown.table(["run", "metric", "all levels observe", "use_obs " + str(
-            [str(f).lower() for f in table_rows[0][0].get("eval.use_obs")]).replace("'", "")], body))
+                body.append(
+                    [
+                        f"{run.dataset}/{run.preset}/s{run.seed}",
+                        metric_title(m),
+                        markdown.number(a.loc[m, "value"], m),
+                        markdown.number(b.loc[m, "value"], m),
+                    ]
+                )
+        lines.append(
+            markdown.table(
+                [
+                    "run",
+                    "metric",
+                    "all levels observe",
+                    "use_obs " + str([str(f).lower() for f in table_rows[0][0].get("eval.use_obs")]).replace("'", ""),
+                ],
+                body,
+            )
+        )
         write_text(out / "studies" / "top_prior.md", "\n".join(lines))
         files.append(out / "studies" / "top_prior.md")
     return files

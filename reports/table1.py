@@ -27,8 +27,20 @@ from reports.reference import (
     paper_table1,
 )
 
-TABLE1_COLUMNS = ["source", "preset", "dataset", "metric", "entry", "value", "ci_low", "ci_high", "ci_over",
-                  "n_seeds", "reference", "bold"]
+TABLE1_COLUMNS = [
+    "source",
+    "preset",
+    "dataset",
+    "metric",
+    "entry",
+    "value",
+    "ci_low",
+    "ci_high",
+    "ci_over",
+    "n_seeds",
+    "reference",
+    "bold",
+]
 
 
 def add_bold(long: pd.DataFrame) -> pd.DataFrame:
@@ -50,8 +62,9 @@ def ours_long(over_seeds: pd.DataFrame, preset: str) -> pd.DataFrame:
 
 def paper_long() -> pd.DataFrame:
     frame = paper_table1().rename(columns={"model": "entry"})
-    frame = frame.assign(source="paper", preset="", ci_low=float("nan"), ci_high=float("nan"), ci_over="",
-                         n_seeds=0, reference=False)
+    frame = frame.assign(
+        source="paper", preset="", ci_low=float("nan"), ci_high=float("nan"), ci_over="", n_seeds=0, reference=False
+    )
     return add_bold(frame)
 
 
@@ -145,8 +158,11 @@ def mean_rank_frame(table1: pd.DataFrame) -> pd.DataFrame:
     paper = table1[table1["source"] == "paper"].rename(columns={"entry": "model"})
     ranks = mean_rank(paper[["dataset", "metric", "model", "value"]], higher_is_better)
     printed = paper_mean_rank().set_index("model")["mean_rank"]
-    ranks = ranks.assign(source="paper", total_cells=paper.groupby(["dataset", "metric"]).ngroups,
-                         paper_printed=ranks["model"].map(printed))
+    ranks = ranks.assign(
+        source="paper",
+        total_cells=paper.groupby(["dataset", "metric"]).ngroups,
+        paper_printed=ranks["model"].map(printed),
+    )
     parts.append(ranks)
     frame = pd.concat(parts, ignore_index=True)
     frame["printed"] = frame["mean_rank"].map(format_rank)
@@ -168,8 +184,10 @@ def mean_rank_markdown(frame: pd.DataFrame) -> str:
         if source == "paper":
             lines.append("## The paper's Table 1, recomputed\n")
             header = ["model", "mean rank", "cells", "paper (Fig 5)"]
-            rows = [[model_title(r.model), r.printed, f"{r.cells}/{r.total_cells}", f"{r.paper_printed:.2f}"]
-                    for r in sub.itertuples()]
+            rows = [
+                [model_title(r.model), r.printed, f"{r.cells}/{r.total_cells}", f"{r.paper_printed:.2f}"]
+                for r in sub.itertuples()
+            ]
         else:
             lines.append(f"## Our runs, preset `{source.split(':', 1)[1]}`\n")
             header = ["model", "mean rank", "cells"]

@@ -23,8 +23,9 @@ def write_training(runs: list[Run], out: Path, colors: dict[str, int]) -> list[P
         groups.setdefault((run.preset, run.dataset), []).append((run, log))
     files = []
     for (preset, dataset), items in sorted(groups.items(), key=lambda kv: kv[0]):
-        levels = sorted({int(c.removeprefix("train/kl_level")) for _, log in items for c in log
-                         if c.startswith("train/kl_level")})
+        levels = sorted(
+            {int(c.removeprefix("train/kl_level")) for _, log in items for c in log if c.startswith("train/kl_level")}
+        )
         columns = ["train/loss"] + [f"train/kl_level{lv}" for lv in levels]
         fig, axes = new_figure(3.6 * len(columns), 3.2, ncols=len(columns))
         labelled = set()

@@ -17,12 +17,21 @@ from pathlib import Path
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench.py report", description="Write the report of the runs under DIR/runs.")
     p.add_argument("--runs", default="results", help="results directory holding runs/ (default: results)")
-    p.add_argument("--out", default=None, help="output directory (default: <runs>/report; --paper: <runs>/report/paper)")
+    p.add_argument(
+        "--out", default=None, help="output directory (default: <runs>/report; --paper: <runs>/report/paper)"
+    )
     p.add_argument("--paper", action="store_true", help="Table 1 and the mean rank of the paper's numbers alone")
-    p.add_argument("--variants", action="store_true",
-                   help="also put runs whose config differs from their preset's into Table 1 and the mean rank")
-    p.add_argument("--aggregate", default="best", choices=["best", "mean"],
-                   help="with several samples per video: best sample (default, as the paper) or mean over samples")
+    p.add_argument(
+        "--variants",
+        action="store_true",
+        help="also put runs whose config differs from their preset's into Table 1 and the mean rank",
+    )
+    p.add_argument(
+        "--aggregate",
+        default="best",
+        choices=["best", "mean"],
+        help="with several samples per video: best sample (default, as the paper) or mean over samples",
+    )
     return p
 
 
@@ -48,8 +57,10 @@ def main(argv: list[str]) -> int:
         report = write_paper_report(out)
     else:
         if not (runs / "runs").is_dir():
-            print(f"error: no runs/ under {runs}; pass --runs DIR (the --out of your runs) or use --paper",
-                  file=sys.stderr)
+            print(
+                f"error: no runs/ under {runs}; pass --runs DIR (the --out of your runs) or use --paper",
+                file=sys.stderr,
+            )
             return 2
         out = Path(args.out) if args.out else runs / "report"
         report = write_report(runs, out, variants=args.variants, aggregate=args.aggregate)

@@ -34,6 +34,16 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[io.IOBase]
     _fsync_dir(path.parent)
 
 
+def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
+    """Delete temp files that a killed process left behind in `directory` (not recursive)."""
+    directory = Path(directory)
+    stale = list(directory.glob(".*.tmp")) if directory.is_dir() else []
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return stale
+
+
 def _fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)

@@ -43,9 +43,9 @@ def run_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", help="registered model name, or path/to/file.py:ClassName")
     p.add_argument("--dataset", default="mmnist", help="dataset name (default: mmnist)")
-    p.add_argument("--preset", default="quick", help="smoke | quick | paper (default: quick)")
+    p.add_argument("--preset", default=None, help="smoke | quick | paper (default: quick; with --suite: the suite's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--seeds", type=int, default=1, help="with --suite: seeds per (model, dataset)")
+    p.add_argument("--seeds", type=int, default=None, help="with --suite: seeds per (model, dataset) (default: the suite's)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
     p.add_argument("--out", default="results", help="output directory (default: results)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -56,6 +56,10 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", help="run a suite of (model, dataset, seed) runs defined in YAML")
     p.add_argument("--launcher", default="local", help="with --suite: local | slurm")
     p.add_argument("--jobs", type=int, default=1, help="with --suite: local processes at once")
+    p.add_argument("--partition", help="with --launcher slurm: SLURM partition")
+    p.add_argument("--time", type=int, default=24 * 60, help="with --launcher slurm: minutes per job (default: 1440)")
+    p.add_argument("--gpus", type=int, default=1, help="with --launcher slurm: GPUs per job (default: 1)")
+    p.add_argument("--cpus-per-task", type=int, default=4, help="with --launcher slurm: CPUs per job (default: 4)")
     return p
 
 
@@ -75,14 +79,15 @@ def run_command(args) -> int:
     from benchmarks.config import ConfigError, resolve_config
     from benchmarks.pipeline import run_one
     from benchmarks.protocol import ProtocolError
-    from benchmarks.trainer import CheckpointMismatch, NonFiniteLoss
+    from benchmarks.trainer import CheckpointMismatch, CheckpointWriteError, NonFiniteLoss
     from datasets import DatasetCorrupt, DatasetNotReady
     from reports.leaderboard import print_leaderboard, write_leaderboard
 
     try:
-        cfg = resolve_config(args.model, args.dataset, args.preset, sets=args.sets, seed=args.seed)
+        cfg = resolve_config(args.model, args.dataset, args.preset or "quick", sets=args.sets, seed=args.seed)
         directory = run_one(cfg, Path(args.out), args.device, progress=not args.no_progress, force=args.force)
-    except (ConfigError, DatasetNotReady, DatasetCorrupt, ProtocolError, CheckpointMismatch, PermissionError) as e:
+    except (ConfigError, DatasetNotReady, DatasetCorrupt, ProtocolError, CheckpointMismatch, CheckpointWriteError,
+            PermissionError) as e:
         return fail(str(e))
     except ValueError as e:  # e.g. --device cuda without CUDA, too-short training videos
         return fail(str(e))

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.evaluate import evaluate
+from benchmarks.protocol import ProtocolError, check_context
 from benchmarks.runs import check_writable, machine_info, run_dir, update_status, write_config
 from benchmarks.trainer import CHECKPOINT, build_seeded, train
 from datasets import get_dataset
@@ -19,6 +20,22 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__}); use --device cpu")
     return torch.device(name)
+
+
+def load_checked(dataset, split: str, cfg):
+    """The split, checksum-verified, with frames of the configured size and channels."""
+    from datasets import DatasetCorrupt
+
+    dataset.verify(split)
+    videos = dataset.load(split)
+    N, T, H, W, C = videos.shape
+    if (H, W, C) != (cfg.data.size, cfg.data.size, cfg.data.channels):
+        raise DatasetCorrupt(
+            f"{dataset.registry_name} {split} videos are {H}x{W}x{C} but the config expects "
+            f"{cfg.data.size}x{cfg.data.size}x{cfg.data.channels}; prepare the dataset again "
+            f"({dataset.prepare_command()}) or fix data.size / data.channels"
+        )
+    return videos
 
 
 def is_finished(directory: Path) -> bool:
@@ -35,13 +52,26 @@ def run_one(cfg, out: Path, device: str = "cpu", progress: bool = True, force: b
     dataset.ensure_ready(progress=progress)  # generates Moving MNIST; others must be prepared
     if is_finished(directory) and not force:
         return directory
+    train_videos = load_checked(dataset, "train", cfg)  # every check before anything is written
+    test_videos = load_checked(dataset, "test", cfg)
+    model = build_seeded(cfg)
+    check_context(model, cfg.eval.context, min(cfg.data.test_length, test_videos.shape[1]))
+    if test_videos.shape[1] < cfg.data.test_length:
+        raise ProtocolError(
+            f"{cfg.dataset} test videos have {test_videos.shape[1]} frames, fewer than data.test_length="
+            f"{cfg.data.test_length} (context {cfg.eval.context} + horizon); lower data.test_length"
+        )
+    if model.trainable and train_videos.shape[1] < cfg.train.seq_len:
+        raise ProtocolError(
+            f"{cfg.dataset} training videos have {train_videos.shape[1]} frames, fewer than train.seq_len="
+            f"{cfg.train.seq_len}; lower train.seq_len"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     write_config(directory, cfg)
-    model = build_seeded(cfg)
     update_status(directory, params=model.num_params(), model=cfg.model_name, device=str(dev), **machine_info())
-    result = train(model, cfg, dataset.load("train"), directory, dev, progress=progress, force=force)
+    result = train(model, cfg, train_videos, directory, dev, progress=progress, force=force)
     update_status(directory, steps=result.steps, train_time_s=result.train_time_s, trained=True)
     tic = time.perf_counter()
-    evaluate(model, cfg, dataset.load("test"), directory, dev, progress=progress)
+    evaluate(model, cfg, test_videos, directory, dev, progress=progress)
     update_status(directory, eval_time_s=time.perf_counter() - tic, evaluated=True)
     return directory

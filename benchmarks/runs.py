@@ -8,9 +8,9 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -28,12 +28,16 @@ def run_dir(out: Path, cfg) -> Path:
 
 
 def check_writable(out: Path) -> None:
+    """Create `out` if needed and prove a file can be written there; else PermissionError."""
     out = Path(out)
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise PermissionError(f"output directory {out} is not writable (nearest existing: {probe}); pass --out DIR")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-probe-"):
+            pass
+    except OSError as e:
+        raise PermissionError(
+            f"output directory {out} is not writable ({e.strerror or e}); pass --out DIR with a writable directory"
+        ) from None
 
 
 def write_config(directory: Path, cfg) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.atomic import torch_save, write_text
+from benchmarks.atomic import remove_stale_temps, torch_save, write_text
 from benchmarks.protocol import to_video_tensor
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
@@ -39,6 +39,10 @@ class NonFiniteLoss(RuntimeError):
 
 class CheckpointMismatch(RuntimeError):
     """A checkpoint written under a different config."""
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (disk full, ...); the previous one is intact."""
 
 
 class BatchSampler:
@@ -145,6 +149,8 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
     model.observe_training_data(train_videos)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / CHECKPOINT
+    for directory in (run_dir, ckpt_path.parent):  # leftovers of a run killed mid-write
+        remove_stale_temps(directory)
     log_path = run_dir / "train.jsonl"
     total = cfg.total_steps if model.trainable else 0
     optimizer = make_optimizer(model, cfg) if model.trainable else None
@@ -164,6 +170,15 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
         log_path.unlink()  # a log without a checkpoint belongs to a run killed before its first save
 
     def save(step: int) -> None:
+        try:
+            write_checkpoint(step)
+        except OSError as e:
+            raise CheckpointWriteError(
+                f"could not write {ckpt_path} at step {step} ({e.strerror or e}); the previous checkpoint is intact. "
+                "Free disk space (or pass --out DIR elsewhere) and re-run the same command to resume"
+            ) from None
+
+    def write_checkpoint(step: int) -> None:
         torch_save(
             {
                 "model": model.state_dict(),
@@ -198,7 +213,7 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 loss, terms = model.loss(batch)
             if not torch.isfinite(loss):
-                shown = {"loss": float(loss), **{k: float(v) for k, v in terms.items()}}
+                shown = {"loss": loss.item(), **{k: float(v) for k, v in terms.items()}}
                 if not t.skip_nonfinite:
                     raise NonFiniteLoss(step, shown)
                 log.write(json.dumps({"step": step, "skipped_nonfinite": True, **{f"train/{k}": v for k, v in shown.items()}}) + "\n")

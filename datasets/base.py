@@ -122,16 +122,27 @@ class Dataset:
             )
         return arr
 
-    def verify(self) -> None:
-        """Full check: every split's sha256 equals the manifest's (slow on big sets)."""
-        m = self.manifest()
-        for split, info in m["splits"].items():
-            digest = sha256_file(self.directory / info["file"])
-            if digest != info["sha256"]:
-                raise DatasetCorrupt(
-                    f"{self.directory / info['file']}: sha256 {digest[:12]}... does not match the manifest "
-                    f"{info['sha256'][:12]}...; delete it and run: {self.prepare_command()}"
-                )
+    def verify(self, split: str) -> None:
+        """The split's sha256 must equal the manifest's. Hashing runs once per version of the
+        file: a stamp beside it remembers (size, mtime) of the last file that matched."""
+        info = self.manifest()["splits"][split]
+        path = self.directory / info["file"]
+        stamp_path = self.directory / f".verified-{split}.json"
+        stat = path.stat()
+        stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": info["sha256"]}
+        if stamp_path.exists():
+            try:
+                if json.loads(stamp_path.read_text()) == stamp:
+                    return
+            except json.JSONDecodeError:
+                pass
+        digest = sha256_file(path)
+        if digest != info["sha256"]:
+            raise DatasetCorrupt(
+                f"{path}: sha256 {digest[:12]}... does not match the manifest's {info['sha256'][:12]}... "
+                f"(corrupt or truncated); delete {self.directory} and run: {self.prepare_command()}"
+            )
+        write_json(stamp_path, stamp)
 
 
 def record_split(directory: Path, split: str, path: Path, source: dict) -> None:
@@ -171,6 +182,7 @@ def finish_split(arr: np.ndarray, tmp: Path, final: Path) -> None:
 # ---------------------------------------------------------------- registry
 
 _DATASETS: dict[str, type[Dataset]] = {}
+_FINDERS: list[tuple[Callable[[str], type[Dataset] | None], Callable[[], list[str]]]] = []
 _BUILTINS_LOADED = False
 
 
@@ -192,16 +204,26 @@ def _load_builtins() -> None:
         import datasets.builtin  # noqa: F401  (decorators fill the registry)
 
 
+def register_dataset_finder(find: Callable[[str], type[Dataset] | None], names: Callable[[], list[str]]) -> None:
+    """Datasets found at lookup time rather than registered at import (e.g. folders a user
+    imported under the data root): `find(name)` returns a class or None, `names()` lists them."""
+    _FINDERS.append((find, names))
+
+
 def dataset_names() -> list[str]:
     _load_builtins()
-    return sorted(_DATASETS)
+    return sorted(set(_DATASETS).union(*(names() for _, names in _FINDERS)))
 
 
 def get_dataset_class(name: str) -> type[Dataset]:
     _load_builtins()
-    if name not in _DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; valid: {', '.join(sorted(_DATASETS))}")
-    return _DATASETS[name]
+    if name in _DATASETS:
+        return _DATASETS[name]
+    for find, _ in _FINDERS:
+        cls = find(name)
+        if cls is not None:
+            return cls
+    raise KeyError(f"unknown dataset {name!r}; valid: {', '.join(dataset_names())}")
 
 
 def config_fields(cls: type) -> list[str]:

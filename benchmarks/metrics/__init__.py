@@ -1,7 +1,8 @@
 """Metrics as pure functions on tensors: per frame (N, C, H, W) -> (N,).
 
 `FRAME_METRICS` names each per-frame metric with its direction; the protocol picks the
-ones listed in `eval.metrics`.
+ones listed in `eval.metrics`. FVD is a set metric (benchmarks.metrics.fvd). LPIPS and
+I3D load their pretrained weights on first call, not at import (weights.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from typing import Callable
 from torch import Tensor
 
 from benchmarks.metrics.frame import psnr, psnr_official, ssim, ssim_official
+from benchmarks.metrics.fvd import frechet_distance, fvd
+from benchmarks.metrics.i3d import i3d_features
+from benchmarks.metrics.lpips import lpips
 
 
 @dataclass(frozen=True)
@@ -25,8 +29,10 @@ class FrameMetric:
 FRAME_METRICS: dict[str, FrameMetric] = {
     "ssim": FrameMetric("ssim", ssim, True, ssim_official),
     "psnr": FrameMetric("psnr", psnr, True, psnr_official),
+    "lpips": FrameMetric("lpips", lpips, False),
 }
 
 HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "lpips": False, "fvd": False}
 
-__all__ = ["ssim", "psnr", "ssim_official", "psnr_official", "FRAME_METRICS", "FrameMetric", "HIGHER_IS_BETTER"]
+__all__ = ["ssim", "psnr", "ssim_official", "psnr_official", "lpips", "i3d_features", "frechet_distance", "fvd",
+           "FRAME_METRICS", "FrameMetric", "HIGHER_IS_BETTER"]

@@ -1,3 +1,3 @@
 """Imports every built-in dataset module so that its decorator registers it."""
 
-from datasets import mmnist  # noqa: F401
+from datasets import folder, kth, mazes, minerl, mmnist, mmnist_official  # noqa: F401

@@ -1,0 +1,253 @@
+"""`python bench.py data ...`: prepare, import and list datasets.
+
+    data list
+    data prepare mmnist [--preset P] [--set data.k=v]          generate Moving MNIST
+    data prepare NAME --source PATH [--allow-skip] [--force]   kth | minerl | mazes | mmnist_official
+    data prepare folder --source DIR --name NAME [--size 64] [--channels auto|1|3]
+                        [--test-fraction 0.1] [--train-length N] [--test-length N]
+    data verify NAME                                           sha256 of every split against the manifest
+
+Exit codes: 0 ok, 2 bad input (unknown name, bad source, corrupt files), 130 interrupted
+(run the same command again: it resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench.py data", description="Prepare, import and list datasets.")
+    sub = p.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="every dataset: ready or not, size, location, the command that prepares it")
+    prep = sub.add_parser("prepare", help="prepare a dataset (see `data list` for names) or import a folder")
+    prep.add_argument("name", help="dataset name, or `folder` to import your own videos")
+    prep.add_argument("--source", help="the downloaded archive, or the folder holding it / its extracted files")
+    prep.add_argument(
+        "--allow-skip",
+        action="store_true",
+        help="skip corrupt, truncated or missing files with a warning instead of stopping",
+    )
+    prep.add_argument("--force", action="store_true", help="prepare again even if it is already prepared")
+    prep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    prep.add_argument("--preset", default=None, help="mmnist: generate the variant of this preset")
+    prep.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="data.KEY=VALUE",
+        help="mmnist: override a data key, e.g. --set data.speed=0.5",
+    )
+    folder = prep.add_argument_group("folder import (`data prepare folder`)")
+    folder.add_argument("--name", dest="folder_name", help="name of the new dataset (used as --dataset NAME)")
+    folder.add_argument("--size", type=int, default=64, help="frame height and width after crop+resize (64)")
+    folder.add_argument("--channels", default="auto", help="auto | 1 | 3 (auto: 1 if every item is gray)")
+    folder.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.1,
+        help="share of videos in test when DIR has no train/ and test/ subfolders (0.1)",
+    )
+    folder.add_argument("--train-length", type=int, default=0, help="frames per training clip (0: shortest video)")
+    folder.add_argument("--test-length", type=int, default=0, help="frames per test clip (0: shortest video)")
+    verify = sub.add_parser("verify", help="check every stored split's sha256 against the manifest")
+    verify.add_argument("name")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    from benchmarks.config import ConfigError
+    from datasets import DatasetCorrupt, DatasetNotReady
+    from datasets.prepare import PrepareError
+
+    args = parser().parse_args(argv)
+    try:
+        if args.action == "list":
+            return list_datasets()
+        if args.action == "verify":
+            return verify(args.name)
+        return prepare(args)
+    except (ConfigError, PrepareError, DatasetNotReady, DatasetCorrupt) as e:
+        return fail(str(e))
+    except KeyboardInterrupt:
+        return fail(
+            "interrupted; nothing incomplete is marked ready. Run the same command again to resume", EXIT_INTERRUPTED
+        )
+
+
+def canonical(name: str) -> str:
+    """`mmnist-official` and `mmnist_official` are the same dataset."""
+    from datasets import dataset_names
+
+    alt = name.replace("-", "_")
+    return alt if name not in dataset_names() and alt in dataset_names() else name
+
+
+def data_config(name: str, preset: str | None = None, sets: list[str] = ()):
+    """The dataset's config from its YAML (+ preset sections, + `--set data.k=v`)."""
+    from benchmarks.config import CONFIG_DIR, ConfigError, build_dataclass, dataset_yaml, load_yaml, merge, parse_set
+    from datasets import get_dataset_class
+
+    try:
+        cls = get_dataset_class(name)
+    except KeyError as e:
+        raise ConfigError(e.args[0]) from None
+    d_yaml = dataset_yaml(name)
+    values = dict(d_yaml.get("data") or {})
+    if preset:
+        path = CONFIG_DIR / "presets" / f"{preset}.yaml"
+        if not path.exists():
+            raise ConfigError(f"unknown preset {preset!r}")
+        values = merge(values, load_yaml(path).get("data") or {})
+        values = merge(values, ((d_yaml.get("presets") or {}).get(preset) or {}).get("data") or {})
+    for item in sets:
+        keys, value = parse_set(item)
+        if len(keys) != 2 or keys[0] != "data":
+            raise ConfigError(f"--set {item!r}: `data` accepts only data.KEY=VALUE")
+        values[keys[1]] = value
+    return build_dataclass(cls.config_class, {**values, "name": name}, "data")
+
+
+def prepare(args) -> int:
+    from datasets import get_dataset
+    from datasets.prepare import PreparedDataset
+
+    progress = not args.no_progress
+    if args.name == "folder":
+        return import_folder(args, progress)
+    name = canonical(args.name)
+    cfg = data_config(name, args.preset, args.sets)
+    ds = get_dataset(cfg)
+    if hasattr(ds, "generate"):  # generated (Moving MNIST): no source
+        if args.source:
+            return fail(f"{name} is generated, it takes no --source (the official archive is mmnist_official)")
+        if ds.is_ready() and not args.force:
+            print(f"{name} is already generated in {ds.directory}")
+            return 0
+        ds.generate(progress=progress)
+        print(f"{name} generated in {ds.directory}")
+        return 0
+    if not isinstance(ds, PreparedDataset):
+        return fail(f"{name} cannot be prepared by this command")
+    if args.preset or args.sets:
+        return fail(f"--preset/--set do not change how {name} is stored; use them on a run")
+    if not args.source:
+        return fail(f"give the downloaded files: {ds.prepare_command()}")
+    manifest = ds.prepare(args.source, allow_skip=args.allow_skip, force=args.force, progress=progress)
+    print(summary(name, ds, manifest))
+    return 0
+
+
+def import_folder(args, progress: bool) -> int:
+    from datasets.folder import FolderOptions
+    from datasets.folder import import_folder as run_import
+
+    if not args.source or not args.folder_name:
+        return fail("give both: data prepare folder --source DIR --name NAME")
+    options = FolderOptions(
+        size=args.size,
+        channels=str(args.channels),
+        test_fraction=args.test_fraction,
+        train_length=args.train_length,
+        test_length=args.test_length,
+    )
+    ds = run_import(args.source, args.folder_name, options, args.allow_skip, args.force, progress)
+    print(summary(args.folder_name, ds, ds.manifest()))
+    print(f"use it as: python bench.py --model cwvae --dataset {args.folder_name}")
+    return 0
+
+
+def summary(name: str, ds, manifest: dict) -> str:
+    parts = [f"{split} {s['videos']} x {s['shape'][1]} frames" for split, s in manifest["splits"].items()]
+    skipped = sum(len(v) for v in (manifest.get("source") or {}).get("skipped", {}).values())
+    extra = f" ({skipped} file(s) skipped)" if skipped else ""
+    return f"{name} ready in {ds.directory}: {', '.join(parts)}{extra}"
+
+
+def verify(name: str) -> int:
+    from datasets import get_dataset
+
+    ds = get_dataset(data_config(canonical(name)))
+    if not ds.is_ready():
+        return fail(f"{name} is not prepared in {ds.directory}; run: {ds.prepare_command()}")
+    for split in ds.manifest()["splits"]:
+        ds.verify(split)
+    print(f"{name}: every split matches its manifest's sha256 ({ds.directory})")
+    return 0
+
+
+# ---------------------------------------------------------------- data list
+
+
+def rows() -> list[dict]:
+    """One row per dataset (its default config), plus other prepared variants found on disk."""
+    from datasets import dataset_names, get_dataset
+
+    out = []
+    for name in dataset_names():
+        try:
+            ds = get_dataset(data_config(name))
+        except Exception as e:  # a broken YAML must not hide the other datasets
+            out.append(
+                {"name": name, "ready": False, "train": "", "test": "", "location": f"config error: {e}", "command": ""}
+            )
+            continue
+        out.append(row(name, ds))
+        parent = ds.directory.parent
+        if parent.is_dir():
+            for variant in sorted(p for p in parent.iterdir() if p.is_dir() and p != ds.directory):
+                if (variant / "manifest.json").exists():
+                    out.append(row(name, ds, variant))
+    return out
+
+
+def row(name: str, ds, directory=None) -> dict:
+    import json
+
+    directory = directory or ds.directory
+    try:
+        manifest = (
+            json.loads((directory / "manifest.json").read_text()) if (directory / "manifest.json").exists() else None
+        )
+    except json.JSONDecodeError:
+        manifest = None
+    splits = (manifest or {}).get("splits", {})
+
+    def size(split: str) -> str:
+        s = splits.get(split)
+        return f"{s['videos']:,} x {s['shape'][1]:,} = {s['frames']:,}" if s else "-"
+
+    ready = all(s in splits for s in ("train", "test"))
+    return {
+        "name": name,
+        "ready": ready,
+        "partial": bool(splits) and not ready,
+        "train": size("train"),
+        "test": size("test"),
+        "location": str(directory),
+        "command": ds.prepare_command(),
+    }
+
+
+def list_datasets() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="datasets (data root: $CWBENCH_DATA or ./data)")
+    for col in ("name", "ready", "train videos x frames", "test videos x frames", "location", "prepare with"):
+        table.add_column(col, overflow="fold")
+    for r in rows():
+        state = "[green]yes[/green]" if r["ready"] else ("[yellow]partial[/yellow]" if r.get("partial") else "no")
+        table.add_row(r["name"], state, r["train"], r["test"], r["location"], r["command"])
+    Console(width=max(160, Console().width)).print(table)
+    return 0

@@ -3,6 +3,7 @@
 Precedence (later wins):
     dataclass defaults
     < dataset YAML (benchmarks/configs/datasets/<name>.yaml) and model YAML (models/<name>.yaml)
+      (a model given as path/to/file.py:Name: path/to/file.yaml, when it exists)
     < the model YAML's `datasets: <dataset>:` section
     < the preset file (presets/<preset>.yaml)
     < the model's and the dataset's `presets: <preset>:` sections
@@ -65,14 +66,28 @@ class EvalConfig:
     n_videos: int = 0  # test videos evaluated; 0 = all
     n_samples: int = 1  # samples per test video (best-of-N and mean over samples)
     batch_size: int = 8  # test videos per batch
-    metrics: tuple[str, ...] = ("ssim", "psnr")  # per-frame metrics computed
+    metrics: tuple[str, ...] = ("ssim", "psnr")  # metrics computed: ssim, psnr, lpips (per frame), fvd (per set)
     mode: str = "standard"  # standard | official (the official CW-VAE evaluation, see metrics)
     save_samples: int = 4  # test videos whose predictions are saved to samples/
     use_obs: tuple[bool, ...] = ()  # CW-VAE: per level (bottom first), does the posterior see the context? () = all
+    # FVD per horizon (paper Fig E.1): FVD of the first L predicted frames for each L here that is
+    # shorter than the prediction, plus the whole prediction (the Table 1 number). I3D needs L >= 9.
+    fvd_lengths: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+    fvd_videos: int = 0  # test videos used for FVD (the first ones); 0 = every evaluated video
+    fvd_frames: int = 0  # predicted frames FVD covers ("whole prediction"); 0 = all
 
     def __post_init__(self):
         if self.mode not in ("standard", "official"):
             raise ConfigError(f"eval.mode must be 'standard' or 'official', got {self.mode!r}")
+        short = [n for n in self.fvd_lengths if n < 9]
+        if short or 0 < self.fvd_frames < 9:
+            raise ConfigError(
+                f"eval.fvd_lengths {list(self.fvd_lengths)} / eval.fvd_frames {self.fvd_frames}: I3D (FVD) needs "
+                "subsequences of at least 9 frames"
+            )
+        if self.fvd_videos < 0 or self.fvd_frames < 0:
+            raise ConfigError(f"eval.fvd_videos and eval.fvd_frames must be >= 0 (0 = all), got "
+                              f"{self.fvd_videos} and {self.fvd_frames}")
 
 
 # ---------------------------------------------------------------- YAML
@@ -263,8 +278,15 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / "presets").glob("*.yaml"))
 
 
-def _model_yaml_name(model_cls, model: str) -> str:
-    return getattr(model_cls, "registry_name", model) if ":" not in model else "_external"
+def _model_yaml(model_cls, model: str) -> dict:
+    """The model's YAML: configs/models/<name>.yaml, or for `path/to/file.py:Name` the file
+    `path/to/file.yaml` next to it (same layout: model, train, datasets, presets), if present."""
+    if ":" in model:
+        from models.plugins import split_model_spec
+
+        path = split_model_spec(model)[0].with_suffix(".yaml")
+        return load_yaml(path) if path.is_file() else {}
+    return model_yaml(getattr(model_cls, "registry_name", model))
 
 
 def resolve_config(
@@ -290,7 +312,7 @@ def resolve_config(
     if preset not in preset_names():
         raise ConfigError(f"unknown preset {preset!r}; valid: {', '.join(preset_names())}")
 
-    m_yaml = model_yaml(_model_yaml_name(model_cls, model))
+    m_yaml = _model_yaml(model_cls, model)
     d_yaml = dataset_yaml(dataset)
     p_yaml = load_yaml(CONFIG_DIR / "presets" / f"{preset}.yaml")
 

@@ -24,16 +24,23 @@ def load_model_file(spec: str):
     path, cls_name = split_model_spec(spec)
     if not path.is_file():
         raise KeyError(f"model file {str(path)!r} not found (from --model {spec!r}); give path/to/file.py:ClassName")
-    mod_name = f"cwbench_external_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]}"
+    # keyed by path and content: an edited file is imported afresh, as its runs are new runs
+    where = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    mod_name = f"cwbench_external_{where}_{file_sha256(path)[:10]}"
     if mod_name not in sys.modules:
         loader_spec = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[mod_name] = module
-        loader_spec.loader.exec_module(module)
+        try:
+            loader_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[mod_name]  # a fixed file is imported afresh on the next try
+            raise
     module = sys.modules[mod_name]
     cls = getattr(module, cls_name, None)
     if cls is None:
-        names = [n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, VideoModel)]
+        names = [n for n, v in vars(module).items()
+                 if isinstance(v, type) and issubclass(v, VideoModel) and v is not VideoModel]
         raise KeyError(f"{str(path)!r} defines no class {cls_name!r}; VideoModel classes there: {names}")
     if not (isinstance(cls, type) and issubclass(cls, VideoModel)):
         raise KeyError(f"{spec!r} is not a VideoModel subclass (from models import VideoModel)")

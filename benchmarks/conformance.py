@@ -125,8 +125,9 @@ def _timed(name: str, fn: Callable[[], str], report: KitReport, needs: tuple[str
     report.results.append(CheckResult(name, status, message, time.perf_counter() - tic))
 
 
-def run_checks(model: str, dataset: str = "mmnist", sets: list[str] | tuple[str, ...] = (),
-               kit: KitConfig = KitConfig()) -> KitReport:
+def run_checks(
+    model: str, dataset: str = "mmnist", sets: list[str] | tuple[str, ...] = (), kit: KitConfig = KitConfig()
+) -> KitReport:
     """Run every check on `model` (a registered name or path/to/file.py:Name); see the module docstring."""
     from benchmarks.config import ConfigError, resolve_config
     from benchmarks.trainer import make_optimizer, rng_state, seed_everything, set_rng_state
@@ -201,8 +202,10 @@ def run_checks(model: str, dataset: str = "mmnist", sets: list[str] | tuple[str,
         if not m.trainable:
             return f"loss {loss.item():.4g}; no trainable parameters, so no gradients to check"
         if not loss.requires_grad:
-            raise CheckFailed("loss does not require grad: it is detached from the parameters "
-                              "(computed under torch.no_grad(), .item() or .detach()?)")
+            raise CheckFailed(
+                "loss does not require grad: it is detached from the parameters "
+                "(computed under torch.no_grad(), .item() or .detach()?)"
+            )
         m.zero_grad(set_to_none=True)
         loss.backward()
         named = [(n, p) for n, p in m.named_parameters() if p.requires_grad]
@@ -211,7 +214,9 @@ def run_checks(model: str, dataset: str = "mmnist", sets: list[str] | tuple[str,
             raise CheckFailed(f"non-finite gradients in {len(bad)} parameter tensor(s), e.g. {bad[:3]}")
         missing = [n for n, p in named if p.grad is None]
         if len(missing) == len(named):
-            raise CheckFailed("loss.backward() reached no parameter: the loss does not depend on the model's parameters")
+            raise CheckFailed(
+                "loss.backward() reached no parameter: the loss does not depend on the model's parameters"
+            )
         m.zero_grad(set_to_none=True)
         note = f"; note: {len(missing)} parameter tensor(s) get no gradient, e.g. {missing[:2]}" if missing else ""
         return f"loss {loss.item():.4g}, {len(terms)} logged term(s), finite gradients{note}"
@@ -250,12 +255,13 @@ def run_checks(model: str, dataset: str = "mmnist", sets: list[str] | tuple[str,
                 m.loss(poisoned)
         except Exception:
             pass
-        advice = ("predict must depend only on the context it is given, not on state kept from loss() or "
-                  "earlier calls")
+        advice = "predict must depend only on the context it is given, not on state kept from loss() or earlier calls"
         try:
             preds = predictions(m, poisoned)
         except ProtocolError as e:
-            raise CheckFailed(f"predictions changed when the frames after the context were NaN ({e}): {advice}") from None
+            raise CheckFailed(
+                f"predictions changed when the frames after the context were NaN ({e}): {advice}"
+            ) from None
         diff = max_abs_diff(preds, state["preds"])
         if diff > 0:
             raise CheckFailed(
@@ -276,8 +282,10 @@ def run_checks(model: str, dataset: str = "mmnist", sets: list[str] | tuple[str,
             loss, _ = m.loss(batch)
             losses.append(loss.item())
             if not np.isfinite(losses[-1]):
-                raise CheckFailed(f"loss became {losses[-1]} after {len(losses) - 1} Adam steps (lr {cfg.train.lr:g}); "
-                                  "lower train.lr or check the loss for log(0) and division by zero")
+                raise CheckFailed(
+                    f"loss became {losses[-1]} after {len(losses) - 1} Adam steps (lr {cfg.train.lr:g}); "
+                    "lower train.lr or check the loss for log(0) and division by zero"
+                )
             if len(losses) == kit.steps + 1:
                 break
             opt.zero_grad(set_to_none=True)

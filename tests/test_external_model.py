@@ -78,8 +78,9 @@ def test_model_file_errors_name_the_problem(tmp_path):
 
 def test_installed_packages_register_models_through_entry_points(tmp_path, monkeypatch):
     """A fake installed distribution whose `cwbench.models` entry point registers a model on import."""
-    (tmp_path / "plugin_pkg_h11.py").write_text(textwrap.dedent(
-        """
+    (tmp_path / "plugin_pkg_h11.py").write_text(
+        textwrap.dedent(
+            """
         from baselines.naive import CopyLast
         from models import register_model
 
@@ -87,7 +88,8 @@ def test_installed_packages_register_models_through_entry_points(tmp_path, monke
         class PluginCopy(CopyLast):
             pass
         """
-    ))
+        )
+    )
     dist = tmp_path / "plugin_pkg_h11-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: plugin-pkg-h11\nVersion: 1.0\n")

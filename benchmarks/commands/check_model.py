@@ -24,10 +24,18 @@ def parser() -> argparse.ArgumentParser:
         description="Check that a model keeps the VideoModel contract (seconds, on CPU).",
     )
     p.add_argument("model", help="registered model name, or path/to/file.py:ClassName")
-    p.add_argument("--dataset", default="mmnist", help="dataset whose frame size and channels are used (default: mmnist)")
+    p.add_argument(
+        "--dataset", default="mmnist", help="dataset whose frame size and channels are used (default: mmnist)"
+    )
     p.add_argument("--preset", default="smoke", help="preset whose model sizes are built (default: smoke)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a config key, e.g. --set model.hidden=16 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a config key, e.g. --set model.hidden=16 (repeatable)",
+    )
     p.add_argument("--steps", type=int, default=KitConfig.steps, help="Adam steps of the training check")
     p.add_argument("--seed", type=int, default=0)
     return p

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import distributed
 from benchmarks.evaluate import evaluate
 from benchmarks.protocol import ProtocolError, check_context
 from benchmarks.runs import check_writable, machine_info, run_dir, update_status, write_config
@@ -46,7 +47,8 @@ def run_one(cfg, out: Path, device: str = "cpu", progress: bool = True, force: b
     """Train and evaluate one run; a finished run is left as it is. Returns its directory."""
     out = Path(out)
     check_writable(out)
-    dev = resolve_device(device)
+    dev = distributed.init_from_env(resolve_device(device))
+    rank, _ = distributed.world()
     directory = run_dir(out, cfg)
     dataset = get_dataset(cfg.data)
     dataset.ensure_ready(progress=progress)  # generates Moving MNIST; others must be prepared
@@ -67,9 +69,12 @@ def run_one(cfg, out: Path, device: str = "cpu", progress: bool = True, force: b
             f"{cfg.train.seq_len}; lower train.seq_len"
         )
     directory.mkdir(parents=True, exist_ok=True)
-    write_config(directory, cfg)
-    update_status(directory, params=model.num_params(), model=cfg.model_name, device=str(dev), **machine_info())
+    if rank == 0:
+        write_config(directory, cfg)
+        update_status(directory, params=model.num_params(), model=cfg.model_name, device=str(dev), **machine_info())
     result = train(model, cfg, train_videos, directory, dev, progress=progress, force=force)
+    if rank != 0:
+        return directory  # rank 0 evaluates and writes
     update_status(directory, steps=result.steps, train_time_s=result.train_time_s, trained=True)
     tic = time.perf_counter()
     evaluate(model, cfg, test_videos, directory, dev, progress=progress)

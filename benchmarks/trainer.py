@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from benchmarks.atomic import remove_stale_temps, torch_save, write_text
+from benchmarks import distributed
 from benchmarks.protocol import to_video_tensor
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
@@ -147,10 +149,13 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
     seed_everything(cfg.seed)
     model.to(device)
     model.observe_training_data(train_videos)
+    rank, world_size = distributed.world()
+    main_rank = rank == 0  # only rank 0 writes
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / CHECKPOINT
-    for directory in (run_dir, ckpt_path.parent):  # leftovers of a run killed mid-write
-        remove_stale_temps(directory)
+    if main_rank:
+        for directory in (run_dir, ckpt_path.parent):  # leftovers of a run killed mid-write
+            remove_stale_temps(directory)
     log_path = run_dir / "train.jsonl"
     total = cfg.total_steps if model.trainable else 0
     optimizer = make_optimizer(model, cfg) if model.trainable else None
@@ -165,11 +170,14 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
         sampler.load_state(ckpt["sampler"])
         set_rng_state(ckpt["rng"])
         start, train_time = ckpt["step"], ckpt["train_time_s"]
-        truncate_log(log_path, start)
-    elif log_path.exists():
+        if main_rank:
+            truncate_log(log_path, start)
+    elif log_path.exists() and main_rank:
         log_path.unlink()  # a log without a checkpoint belongs to a run killed before its first save
 
     def save(step: int) -> None:
+        if not main_rank:
+            return
         try:
             write_checkpoint(step)
         except OSError as e:
@@ -200,20 +208,33 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
         return TrainResult(total, train_time, start)
 
     model.train()
+    step_fn = model.loss
+    if world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_fn = DistributedDataParallel(distributed.LossModule(model))
     frames_per_step = t.batch_size * t.seq_len
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[stats]}")]
     amp = t.amp == "bf16" and device.type == "cuda"
-    with open(log_path, "a") as log, Progress(*columns, disable=not progress) as bar:
+    with open(log_path if main_rank else os.devnull, "a") as log, Progress(*columns, disable=not (progress and main_rank)) as bar:
         task = bar.add_task(f"train {cfg.model_name}", total=total, completed=start, stats="")
         window_t, window_steps = time.perf_counter(), 0
         for step in range(start + 1, total + 1):
             tic = time.perf_counter()
-            batch = to_video_tensor(sampler.next(), device)  # (B, T, C, H, W)
+            batch = sampler.next()  # the global batch, the same on every rank
+            if world_size > 1:
+                batch = distributed.shard(batch, rank, world_size)
+            batch = to_video_tensor(batch, device)  # (B / world, T, C, H, W)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss, terms = model.loss(batch)
-            if not torch.isfinite(loss):
-                shown = {"loss": loss.item(), **{k: float(v) for k, v in terms.items()}}
+                loss, terms = step_fn(batch)
+            if world_size > 1:  # log and check the global-batch values
+                terms = {k: distributed.mean_over_ranks(v) for k, v in terms.items()}
+                global_loss = distributed.mean_over_ranks(loss)
+            else:
+                global_loss = loss
+            if not torch.isfinite(global_loss):
+                shown = {"loss": global_loss.item(), **{k: float(v) for k, v in terms.items()}}
                 if not t.skip_nonfinite:
                     raise NonFiniteLoss(step, shown)
                 log.write(json.dumps({"step": step, "skipped_nonfinite": True, **{f"train/{k}": v for k, v in shown.items()}}) + "\n")
@@ -229,13 +250,13 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
                 now = time.perf_counter()
                 fps = window_steps * frames_per_step / max(now - window_t, 1e-9)
                 window_t, window_steps = now, 0
-                record = {"step": step, "train/loss": loss.item(), "train/grad_norm": float(grad_norm),
+                record = {"step": step, "train/loss": global_loss.item(), "train/grad_norm": float(grad_norm),
                           **{f"train/{k}": float(v) for k, v in terms.items()},
                           "train/frames_per_s": fps, "time/train_s": train_time}
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 kls = " ".join(f"{k.removeprefix('kl_')}={float(v):.2f}" for k, v in terms.items() if k.startswith("kl"))
-                bar.update(task, stats=f"loss={loss.item():.2f} {kls} {fps:,.0f} frames/s")
+                bar.update(task, stats=f"loss={global_loss.item():.2f} {kls} {fps:,.0f} frames/s")
             bar.update(task, completed=step)
             if step % t.ckpt_every == 0 or step == total:
                 save(step)

@@ -52,6 +52,7 @@ def leaderboard_frame(runs) -> pd.DataFrame:
         members = info[key]
         row = dict(zip(KEY, key))
         row.update(
+            reference=bool(g["reference"].iloc[0]),
             model=g["model"].iloc[0],
             variant=g["variant"].iloc[0],
             seeds=int(g["n_seeds"].max()),
@@ -71,7 +72,7 @@ def leaderboard_frame(runs) -> pd.DataFrame:
     first = metrics[0]
     frame["_score"] = frame[first] * (-1 if higher_is_better(first) else 1)
     frame = frame.sort_values(["dataset", "preset", "_score", "entry"], na_position="last").drop(columns="_score")
-    cols = ["model", "variant", "dataset", "preset", "seeds", "params", "train_time_s", "steps"]
+    cols = ["model", "variant", "dataset", "preset", "reference", "seeds", "params", "train_time_s", "steps"]
     cols += [c for m in metrics for c in (m, f"{m}_ci_low", f"{m}_ci_high") if c in frame]
     return frame[cols + ["ci_over", "runs", "entry"]].reset_index(drop=True)
 
@@ -107,6 +108,7 @@ def to_markdown(frame: pd.DataFrame) -> str:
         rows = []
         for _, r in g.iterrows():
             name = r["model"] + (f" [{r['variant']}]" if r["variant"] else "")
+            name = f"_{name}_" if r["reference"] else name  # a naive reference: nothing trained
             rows.append(
                 [
                     name,
@@ -143,26 +145,21 @@ def write_leaderboard_files(frame: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def print_leaderboard(frame: pd.DataFrame) -> None:
+    """The leaderboard as a rich table on the terminal (the variant column only when some run has one)."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="cwbench leaderboard")
     if frame.empty:
         Console().print("no evaluated runs yet")
         return
+    table = Table(title="cwbench leaderboard")
     metrics = metric_order([c for c in frame.columns if f"{c}_ci_low" in frame.columns])
-    cols = ["model", "variant", "dataset", "preset", "seeds", "params", "train time", *metrics]
-    for c in cols:
+    show_variant = bool((frame["variant"] != "").any())
+    cols = ["model", *(["variant"] if show_variant else []), "dataset", "preset", "seeds", "params", "train time"]
+    for c in [*cols, *metrics]:
         table.add_column(c, justify="left" if c in ("model", "variant", "dataset", "preset") else "right")
     for _, r in frame.iterrows():
-        table.add_row(
-            r["model"],
-            r["variant"],
-            r["dataset"],
-            r["preset"],
-            str(r["seeds"]),
-            format_params(r["params"]),
-            format_duration(r["train_time_s"]),
-            *[metric_cell(r, m) for m in metrics],
-        )
+        cells = [r["model"], *([r["variant"]] if show_variant else []), r["dataset"], r["preset"], str(r["seeds"])]
+        cells += [format_params(r["params"]), format_duration(r["train_time_s"])]
+        table.add_row(*cells, *[metric_cell(r, m) for m in metrics])
     Console().print(table)

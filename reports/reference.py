@@ -28,10 +28,14 @@ def _inverse(labels: dict[str, str]) -> dict[str, str]:
     return {v: k for k, v in labels.items()}
 
 
+# the naive references of baselines/naive.py
+REFERENCE_LABELS = {"copy_last": "Copy last", "random_frame": "Random frame"}
+
+
 def model_title(name: str) -> str:
     """'cwvae' -> 'CW-VAE'; an entry 'cwvae [model.levels=2]' keeps its variant: 'CW-VAE [model.levels=2]'."""
     base, sep, rest = name.partition(" [")
-    return MODEL_LABELS.get(base, base) + (sep + rest if sep else "")
+    return {**REFERENCE_LABELS, **MODEL_LABELS}.get(base, base) + (sep + rest if sep else "")
 
 
 def dataset_title(name: str) -> str:

@@ -28,7 +28,7 @@ from reports.aggregate import curves_over_seeds, over_seeds, run_rows
 from reports.collect import Run, final_kl, read_samples
 from reports.curves import plot_curves
 from reports.plotting import color_of, new_figure, save
-from reports.reference import dataset_title, higher_is_better, metric_order, metric_title, paper_table2
+from reports.reference import dataset_title, higher_is_better, metric_order, metric_title, model_title, paper_table2
 from reports.samples import write_strip
 
 STUDY_MODEL = "cwvae"
@@ -110,7 +110,7 @@ def levels_study(runs: list[Run], out: Path) -> list[Path]:
         body = [
             [
                 f"{int(r.levels)}-level CW-VAE",
-                int(r.factor),
+                int(r.factor) if r.levels > 1 else "–",  # one level: no abstraction
                 *[("–" if pd.isna(getattr(r, c)) else f"{getattr(r, c):.4g}") for c in kl_cols],
                 "" if pd.isna(r.seeds) else int(r.seeds),
                 int(r.seq_len),
@@ -137,6 +137,7 @@ def levels_study(runs: list[Run], out: Path) -> list[Path]:
         ax.bar(x, np.nan_to_num(np.asarray(values, float), nan=0.0), width, label=f"level {i + 1}", color=color_of(i))
     ax.set_xticks(np.arange(len(labels)), labels, fontsize=6)
     ax.set_yscale("symlog", linthresh=1e-2)
+    ax.set_ylim(0, 3 * float(np.nanmax(table[kl_cols].to_numpy(float))))
     ax.set_ylabel("KL per sequence (nats)")
     ax.legend(fontsize=7)
     ax.set_title("KL per level (Table 2)", fontsize=10)
@@ -207,7 +208,7 @@ def _write_summary_md(summary: pd.DataFrame, path: Path, title: str, text: str) 
         g = g.set_index("metric")
         rows.append(
             [
-                entry,
+                model_title(entry),
                 *[markdown.number(g.loc[m, "value"], m) if m in g.index else "–" for m in metrics],
                 int(g["n_seeds"].max()),
             ]
@@ -325,13 +326,13 @@ def top_prior_study(runs: list[Run], out: Path) -> list[Path]:
             "",
             "Predictions where the marked levels follow their prior during the context (they never see "
             "the context frames), against the same trained model with every level observing. Means over "
-            "predicted frames (best of the samples); strips in `top_prior/`.",
+            "predicted frames and over samples; strips in `top_prior/`.",
             "",
         ]
         body = []
         for run, normal in table_rows:
-            a = over_seeds(run_rows([normal])).set_index("metric")
-            b = over_seeds(run_rows([run])).set_index("metric")
+            a = over_seeds(run_rows([normal], "mean")).set_index("metric")  # mean over samples: fair to 1 vs n
+            b = over_seeds(run_rows([run], "mean")).set_index("metric")
             for m in metric_order(a.index.intersection(b.index)):
                 body.append(
                     [

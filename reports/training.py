@@ -44,6 +44,6 @@ def write_training(runs: list[Run], out: Path, colors: dict[str, int]) -> list[P
             if col != "train/loss":
                 ax.set_yscale("symlog", linthresh=1e-2)
         axes[0][0].legend(fontsize=7)
-        fig.suptitle(f"Training on {dataset_title(dataset)} (preset {preset}); one line per seed", fontsize=9)
+        fig.suptitle(f"Training on {dataset_title(dataset)} (preset {preset}); one line per seed", fontsize=9, y=1.04)
         files.append(save(fig, out / "training" / preset / f"{dataset}.png"))
     return files

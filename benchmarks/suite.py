@@ -1,0 +1,421 @@
+"""Suites: many (model, dataset, seed) runs from one YAML file, then the report.
+
+    python bench.py --suite NAME [--preset P] [--seeds N] [--launcher local|slurm] [--jobs N]
+
+A suite is benchmarks/configs/suites/<NAME>.yaml (or a path to a YAML file):
+
+    description: one line
+    preset: quick            # default preset; --preset overrides
+    seeds: 1                 # default number of seeds (0..N-1); --seeds overrides
+    horizon: {smoke: 12, quick: 100, paper: 964}   # predicted frames, for runs that set `context`
+    grid:                    # every model x dataset (optional)
+      models: [cwvae, notmpabs]
+      datasets: [mmnist, kth]
+      set: []                # --set items for every grid run
+    runs:                    # single runs (optional)
+      - model: cwvae
+        dataset: mmnist
+        label: 2 levels      # a name for eval_of and the printout
+        set: [model.levels=2]
+        context: 36          # eval.context; with `horizon`: data.test_length = context + horizon[preset]
+        eval_of: 3 levels    # evaluate the model trained by the run labelled so (same seed): no training
+
+Every run is an ordinary run directory (benchmarks/pipeline.py). Finished runs are
+skipped, so a killed suite is simply run again. Models this checkout does not have and
+datasets that are not prepared are skipped, listed with the command that prepares them,
+and written to <out>/suites/<NAME>.json, which the report shows. Runs go through an
+executor: in this process one at a time (--jobs 1), N local processes (--jobs N,
+concurrent.futures), or SLURM jobs through submitit (--launcher slurm). There is no
+scheduler of our own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.config import CONFIG_DIR, ConfigError, load_yaml, resolve_config
+
+SUITE_DIR = CONFIG_DIR / "suites"
+SUITE_KEYS = {"description", "preset", "seeds", "horizon", "grid", "runs"}
+GRID_KEYS = {"models", "datasets", "set"}
+RUN_KEYS = {"model", "dataset", "label", "set", "context", "eval_of"}
+# what an eval_of run may change relative to the run that trained its model
+EVAL_ONLY_KEYS = ("eval", "data.test_length", "data.n_test")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    model: str
+    dataset: str
+    seed: int
+    preset: str
+    sets: tuple[str, ...] = ()
+    label: str = ""
+    eval_of: str = ""  # label of the run whose trained model this one evaluates
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}/{self.label or self.model}/s{self.seed}"
+
+
+@dataclass
+class Plan:
+    suite: str
+    preset: str
+    seeds: int
+    # [(spec, cfg, base_cfg)]: a training run first, then runs that evaluate its model (base_cfg: that run's config)
+    chains: list[list[tuple[RunSpec, object, object]]] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    missing_models: list[dict] = field(default_factory=list)
+    missing_datasets: list[dict] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- the YAML
+
+
+def suite_names() -> list[str]:
+    return sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+
+
+def load_suite(name: str) -> tuple[str, dict]:
+    """(name, validated mapping) of a suite given by name or by path."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        spec, name = load_yaml(path), path.stem
+    else:
+        path = SUITE_DIR / f"{name}.yaml"
+        if not path.exists():
+            raise ConfigError(f"unknown suite {name!r}; valid: {', '.join(suite_names())} (or a path to a YAML file)")
+        spec = load_yaml(path)
+    _check_keys(spec, SUITE_KEYS, f"suite {name}")
+    _check_keys(spec.get("grid") or {}, GRID_KEYS, f"suite {name} grid")
+    for i, run in enumerate(spec.get("runs") or []):
+        if not isinstance(run, dict) or "model" not in run:
+            raise ConfigError(f"suite {name} runs[{i}] must be a mapping with at least `model`, got {run!r}")
+        _check_keys(run, RUN_KEYS, f"suite {name} runs[{i}]")
+    if not spec.get("grid") and not spec.get("runs"):
+        raise ConfigError(f"suite {name} lists no runs: give `grid:` (models x datasets) or `runs:`")
+    return name, spec
+
+
+def _check_keys(d: dict, valid: set[str], where: str) -> None:
+    unknown = sorted(set(d) - valid)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid: {', '.join(sorted(valid))}")
+
+
+def expand(spec: dict, preset: str, seeds: int, extra_sets: list[str] = ()) -> list[RunSpec]:
+    """The suite's runs for `preset` and seeds 0..seeds-1, in a fixed order (base runs before eval_of runs)."""
+    out: list[RunSpec] = []
+    grid = spec.get("grid") or {}
+    horizon = (spec.get("horizon") or {}).get(preset)
+    entries = [
+        {"model": m, "dataset": d, "set": list(grid.get("set") or [])}
+        for d in grid.get("datasets") or ["mmnist"]
+        for m in grid.get("models") or []
+    ]
+    entries += list(spec.get("runs") or [])
+    labels = {e.get("label") for e in entries if e.get("label")}
+    for e in entries:
+        sets = [str(s) for s in e.get("set") or []]
+        if "context" in e:
+            sets.append(f"eval.context={int(e['context'])}")
+            if horizon is not None:
+                sets.append(f"data.test_length={int(e['context']) + int(horizon)}")
+        if e.get("eval_of") and e["eval_of"] not in labels:
+            raise ConfigError(f"eval_of: {e['eval_of']!r} names no run label; labels: {sorted(labels)}")
+        for seed in range(seeds):
+            out.append(
+                RunSpec(
+                    model=str(e["model"]),
+                    dataset=str(e.get("dataset", "mmnist")),
+                    seed=seed,
+                    preset=preset,
+                    sets=tuple(sets) + tuple(extra_sets),
+                    label=str(e.get("label", "")),
+                    eval_of=str(e.get("eval_of", "")),
+                )
+            )
+    return sorted(out, key=lambda s: bool(s.eval_of))  # stable: base runs first, order kept otherwise
+
+
+# ---------------------------------------------------------------- planning
+
+
+def _without_eval(cfg) -> dict:
+    d = cfg.to_dict()
+    d.pop("eval")
+    for key in ("test_length", "n_test", "root"):
+        d["data"].pop(key, None)
+    return d
+
+
+def plan_suite(name: str, spec: dict, preset: str, seeds: int, out: Path, extra_sets=(), progress=True) -> Plan:
+    """Resolve every run, prepare generated datasets, and group what is left to do into chains."""
+    from benchmarks.pipeline import is_finished
+    from benchmarks.runs import run_dir
+    from datasets import DatasetCorrupt, DatasetNotReady, dataset_names, get_dataset
+    from models import model_names
+
+    plan = Plan(suite=name, preset=preset, seeds=seeds)
+    known_models, known_datasets = set(model_names()), set(dataset_names())
+    resolved: list[tuple[RunSpec, object]] = []
+    data_state: dict[str, str] = {}  # dataset directory -> "" ready, else the reason
+    for s in expand(spec, preset, seeds, extra_sets):
+        if s.model not in known_models and ":" not in s.model:
+            item = {"model": s.model, "reason": "not registered in this checkout"}
+            if item not in plan.missing_models:
+                plan.missing_models.append(item)
+            continue
+        if s.dataset not in known_datasets:
+            item = {"dataset": s.dataset, "command": f"(dataset {s.dataset!r} is not available in this checkout)"}
+            if item not in plan.missing_datasets:
+                plan.missing_datasets.append(item)
+            continue
+        cfg = resolve_config(s.model, s.dataset, preset, sets=list(s.sets), seed=s.seed)
+        dataset = get_dataset(cfg.data)
+        key = str(dataset.directory)
+        if key not in data_state:
+            try:
+                dataset.ensure_ready(progress=progress)  # generated datasets are made here, once, not in workers
+                data_state[key] = ""
+            except (DatasetNotReady, DatasetCorrupt) as e:
+                data_state[key] = str(e)
+                item = {"dataset": s.dataset, "command": dataset.prepare_command(), "reason": str(e)}
+                if all(m["dataset"] != s.dataset for m in plan.missing_datasets):
+                    plan.missing_datasets.append(item)
+        if data_state[key]:
+            continue
+        resolved.append((s, cfg))
+
+    by_label = {(s.label, s.seed, s.dataset): (s, cfg) for s, cfg in resolved if s.label and not s.eval_of}
+    chains: dict[str, list] = {}
+    for s, cfg in resolved:
+        directory = run_dir(out, cfg)
+        if s.eval_of:
+            base = by_label.get((s.eval_of, s.seed, s.dataset))
+            if base is None:
+                continue  # its base run was skipped (missing model or dataset)
+            if _without_eval(base[1]) != _without_eval(cfg):
+                raise ConfigError(
+                    f"suite {name}: {s.name} has eval_of {s.eval_of!r} but changes more than "
+                    f"{', '.join(EVAL_ONLY_KEYS)}; give it its own training (drop eval_of)"
+                )
+            chain_key = str(run_dir(out, base[1]))
+        else:
+            base = None
+            chain_key = str(directory)
+        if is_finished(directory):
+            plan.finished.append(str(directory))
+            continue
+        chains.setdefault(chain_key, []).append((s, cfg, base[1] if s.eval_of else None))
+    plan.chains = list(chains.values())
+    return plan
+
+
+# ---------------------------------------------------------------- one job (runs in any process)
+
+
+def copy_checkpoint(base_dir: Path, directory: Path) -> None:
+    from benchmarks.atomic import atomic_open
+    from benchmarks.trainer import CHECKPOINT
+
+    with open(base_dir / CHECKPOINT, "rb") as src, atomic_open(directory / CHECKPOINT, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+
+
+def execute_chain(chain: list[tuple], out: str, device: str, progress: bool, threads: int = 0) -> list[dict]:
+    """Run a chain (a training run, then runs that only evaluate its model). Returns one dict per run."""
+    import torch
+
+    from benchmarks.pipeline import is_finished, run_one
+    from benchmarks.runs import run_dir, update_status
+
+    if threads:
+        torch.set_num_threads(threads)
+    out_path = Path(out)
+    results = []
+    for spec, cfg, base_cfg in chain:
+        tic = time.perf_counter()
+        directory = run_dir(out_path, cfg)
+        try:
+            if base_cfg is not None:
+                base_dir = run_dir(out_path, base_cfg)
+                if not is_finished(base_dir):
+                    raise RuntimeError(f"the run whose model it evaluates ({spec.eval_of}) did not finish")
+                directory.mkdir(parents=True, exist_ok=True)
+                copy_checkpoint(base_dir, directory)
+                run_one(cfg, out_path, device, progress=progress, force=True)  # loads the copy; trains nothing
+                update_status(directory, trained_in=str(base_dir.relative_to(out_path)))
+            else:
+                run_one(cfg, out_path, device, progress=progress)
+            results.append(
+                {
+                    "run": spec.name,
+                    "dir": str(directory),
+                    "status": "done",
+                    "seconds": round(time.perf_counter() - tic, 1),
+                }
+            )
+        except Exception as e:  # one failed run must not stop the others; it is reported
+            results.append(
+                {
+                    "run": spec.name,
+                    "dir": str(directory),
+                    "status": "failed",
+                    "error": f"{type(e).__name__}: {e}",
+                    "trace": traceback.format_exc(limit=5),
+                }
+            )
+    return results
+
+
+# ---------------------------------------------------------------- executors
+
+
+def run_local(chains, out: Path, device: str, jobs: int, progress: bool) -> list[dict]:
+    if jobs <= 1:
+        results = []
+        for chain in chains:
+            for r in execute_chain(chain, str(out), device, progress):
+                print_result(r)
+                results.append(r)
+        return results
+    import concurrent.futures
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)  # share the cores instead of oversubscribing them
+    results = []
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: safe with torch
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [pool.submit(execute_chain, chain, str(out), device, False, threads) for chain in chains]
+        for future in concurrent.futures.as_completed(futures):
+            for r in future.result():
+                print_result(r)
+                results.append(r)
+    return results
+
+
+def run_slurm(chains, out: Path, device: str, args, cluster: str | None = None) -> list[dict]:
+    """One SLURM job per chain through submitit; waits for them. cluster='debug' runs them here (tests)."""
+    import submitit
+
+    folder = out / "slurm" / "%j"
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    params = {
+        "timeout_min": int(getattr(args, "time", None) or 24 * 60),
+        "name": "cwbench",
+        "gpus_per_node": int(getattr(args, "gpus", None) or 0),
+        "cpus_per_task": int(getattr(args, "cpus_per_task", None) or 4),
+    }
+    if getattr(args, "partition", None):
+        params["slurm_partition"] = args.partition
+    executor.update_parameters(**params)
+    jobs = []
+    with executor.batch():
+        for chain in chains:
+            jobs.append((chain, executor.submit(execute_chain, chain, str(out), device, False)))
+    if jobs and cluster != "debug":
+        print(
+            f"submitted {len(jobs)} SLURM job(s) (logs in {out / 'slurm'}); waiting for them. If you stop "
+            "waiting, the jobs go on: run the report later, or this suite again once they have ended."
+        )
+    results = []
+    for chain, job in jobs:
+        try:
+            chain_results = job.result()
+        except Exception as e:  # the job itself died (time limit, node failure): every run of it failed
+            chain_results = [
+                {"run": s.name, "status": "failed", "error": f"SLURM job {job.job_id}: {e}"} for s, _, _ in chain
+            ]
+        for r in chain_results:
+            print_result(r)
+            results.append(r)
+    return results
+
+
+def print_result(r: dict) -> None:
+    if r["status"] == "done":
+        print(f"  done    {r['run']}  ({r.get('seconds', 0):.0f} s)")
+    else:
+        print(f"  FAILED  {r['run']}: {r['error']}")
+
+
+# ---------------------------------------------------------------- the command
+
+
+def write_manifest(plan: Plan, results: list[dict], out: Path) -> Path:
+    from benchmarks.atomic import write_json
+
+    path = out / "suites" / f"{plan.suite}.json"
+    write_json(
+        path,
+        {
+            "suite": plan.suite,
+            "preset": plan.preset,
+            "seeds": plan.seeds,
+            "already_finished": len(plan.finished),
+            "ran": sorted(r["run"] for r in results if r["status"] == "done"),
+            "failed": [{"run": r["run"], "error": r["error"]} for r in results if r["status"] != "done"],
+            "missing_models": plan.missing_models,
+            "missing_datasets": plan.missing_datasets,
+        },
+    )
+    return path
+
+
+def main(args) -> int:
+    """`bench.py --suite NAME`: plan, run what is missing, write the manifest and the report."""
+    from benchmarks.cli import fail
+
+    out = Path(args.out)
+    try:
+        name, spec = load_suite(args.suite)
+        preset = args.preset or spec.get("preset", "quick")
+        seeds = int(args.seeds if args.seeds is not None else spec.get("seeds", 1))
+        if seeds < 1:
+            raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+        if args.launcher not in ("local", "slurm"):
+            raise ConfigError(f"--launcher must be local or slurm, got {args.launcher!r}")
+        from benchmarks.runs import check_writable
+
+        check_writable(out)
+        plan = plan_suite(name, spec, preset, seeds, out, list(args.sets), progress=not args.no_progress)
+    except (ConfigError, PermissionError, ValueError) as e:
+        return fail(str(e))
+    todo = sum(len(c) for c in plan.chains)
+    print(
+        f"suite {name} ({spec.get('description', '').strip()}): preset {preset}, {seeds} seed(s); "
+        f"{todo} run(s) to do, {len(plan.finished)} already finished"
+    )
+    for m in plan.missing_models:
+        print(f"  skipped model {m['model']}: {m['reason']}")
+    for d in plan.missing_datasets:
+        print(f"  skipped dataset {d['dataset']}: not prepared; run: {d['command']}")
+    if args.launcher == "slurm":
+        results = run_slurm(plan.chains, out, args.device, args)
+    else:
+        results = run_local(plan.chains, out, args.device, args.jobs, progress=not args.no_progress)
+    write_manifest(plan, results, out)
+
+    from reports.build import write_report
+    from reports.leaderboard import print_leaderboard, write_leaderboard
+
+    frame = write_leaderboard(out)
+    report = write_report(out, out / "report")
+    print_leaderboard(frame)
+    failed = [r for r in results if r["status"] != "done"]
+    print(f"report: {out / 'report' / 'index.md'} ({len(report.files)} files); leaderboard: {out / 'leaderboard.md'}")
+    if failed:
+        print(
+            f"{len(failed)} run(s) failed; fix the cause and run the suite again (finished runs are kept)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,189 @@
+"""Suites: YAML expansion, a smoke suite killed halfway and re-run, eval-only runs, executors, missing data."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import benchmarks.pipeline as pipeline
+from benchmarks.config import ConfigError
+from benchmarks.suite import execute_chain, expand, load_suite, plan_suite, run_slurm, suite_names
+from benchmarks.suite import main as suite_main
+
+
+def args_for(suite: str, out: Path, **kw) -> argparse.Namespace:
+    base = dict(
+        suite=suite,
+        preset=None,
+        seeds=None,
+        launcher="local",
+        jobs=1,
+        out=str(out),
+        device="cpu",
+        sets=[],
+        no_progress=True,
+        partition=None,
+        time=10,
+        gpus=0,
+        cpus_per_task=1,
+    )
+    return argparse.Namespace(**{**base, **kw})
+
+
+def write_suite(tmp_path: Path, name: str, spec: dict) -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def test_every_shipped_suite_loads_and_expands():
+    assert {"smoke", "quick", "full", "levels", "factor", "speed", "top_prior"} <= set(suite_names())
+    _, full = load_suite("full")
+    runs = expand(full, "paper", 1)
+    trained = {(r.model, r.dataset) for r in runs if r.model not in ("copy_last", "random_frame")}
+    assert len(trained) == 20 and full["preset"] == "paper"  # 5 models x 4 datasets
+    _, levels = load_suite("levels")
+    by_label = {r.label: r for r in expand(levels, "quick", 1)}
+    # L levels need a context that is a multiple of factor^(L-1); every run predicts 100 frames at quick
+    assert "eval.context=64" in by_label["4 levels"].sets and "data.test_length=164" in by_label["4 levels"].sets
+    assert "eval.context=36" in by_label["2 levels"].sets and "data.test_length=136" in by_label["2 levels"].sets
+    _, factor = load_suite("factor")
+    for r in expand(factor, "smoke", 2):
+        k = next((int(s.split("=")[1]) for s in r.sets if s.startswith("model.factor=")), 1)
+        context = int(next(s for s in r.sets if s.startswith("eval.context=")).split("=")[1])
+        assert context % k**2 == 0 and f"data.test_length={context + 12}" in r.sets
+    _, top = load_suite("top_prior")
+    order = [bool(r.eval_of) for r in expand(top, "quick", 1)]
+    assert order == sorted(order)  # runs that only evaluate come after the runs that train
+
+
+def test_suite_errors_name_the_problem(tmp_path):
+    with pytest.raises(ConfigError, match="unknown suite 'nope'; valid: "):
+        load_suite("nope")
+    bad = write_suite(tmp_path, "bad", {"grid": {"models": ["cwvae"]}, "seed": 1})
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['seed'\]"):
+        load_suite(bad)
+    orphan = write_suite(tmp_path, "orphan", {"runs": [{"model": "cwvae", "eval_of": "nothing"}]})
+    with pytest.raises(ConfigError, match="eval_of: 'nothing' names no run label"):
+        expand(load_suite(orphan)[1], "smoke", 1)
+
+
+def test_a_killed_suite_reruns_only_what_is_missing(tmp_path, monkeypatch):
+    """Kill (KeyboardInterrupt) during the 2nd run's evaluation; the re-run finishes the rest only."""
+    spec = write_suite(
+        tmp_path,
+        "mini",
+        {"preset": "smoke", "seeds": 2, "grid": {"models": ["cwvae", "copy_last"], "datasets": ["mmnist"]}},
+    )
+    out = tmp_path / "results"
+    real_evaluate, calls = pipeline.evaluate, []
+
+    def killed_on_second(model, cfg, test_videos, run_dir, device, progress=True):
+        calls.append(Path(run_dir))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if the process were killed here
+        return real_evaluate(model, cfg, test_videos, run_dir, device, progress)
+
+    monkeypatch.setattr(pipeline, "evaluate", killed_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        suite_main(args_for(spec, out))
+    first, killed = calls
+    assert pipeline.is_finished(first) and not pipeline.is_finished(killed)
+    assert (killed / "checkpoints" / "last.pt").exists()  # it had trained: the re-run resumes, not restarts
+    stamp = (first / "eval" / "summary.csv").stat().st_mtime_ns
+
+    trained, evaluated = [], []
+    real_train = pipeline.train
+
+    def spy_train(model, cfg, videos, run_dir, device, progress=True, force=False):
+        result = real_train(model, cfg, videos, run_dir, device, progress, force)
+        trained.append((Path(run_dir), result.resumed_from, result.steps))
+        return result
+
+    def spy_evaluate(model, cfg, test_videos, run_dir, device, progress=True):
+        evaluated.append(Path(run_dir))
+        return real_evaluate(model, cfg, test_videos, run_dir, device, progress)
+
+    monkeypatch.setattr(pipeline, "train", spy_train)
+    monkeypatch.setattr(pipeline, "evaluate", spy_evaluate)
+    assert suite_main(args_for(spec, out)) == 0
+    all_runs = sorted(p.parent for p in (out / "runs").glob("*/*/*/config.yaml"))
+    assert len(all_runs) == 4 and all(pipeline.is_finished(p) for p in all_runs)
+    assert first not in evaluated and killed in evaluated and len(evaluated) == 3
+    resumed = {d: (start, steps) for d, start, steps in trained}
+    assert resumed[killed][0] == resumed[killed][1]  # resumed at its last step: no step trained twice
+    assert (first / "eval" / "summary.csv").stat().st_mtime_ns == stamp
+    manifest = json.loads((out / "suites" / "mini.json").read_text())
+    assert manifest["already_finished"] == 1 and len(manifest["ran"]) == 3 and manifest["failed"] == []
+    assert (out / "report" / "index.md").exists() and (out / "leaderboard.md").exists()
+    evaluated.clear()
+    assert suite_main(args_for(spec, out)) == 0 and evaluated == []  # a third time: nothing to do
+
+
+def test_eval_of_reuses_the_trained_model_and_missing_data_is_listed(tmp_path):
+    spec = write_suite(
+        tmp_path,
+        "prior",
+        {
+            "preset": "smoke",
+            "runs": [
+                {"model": "cwvae", "dataset": "mmnist", "label": "trained"},
+                {
+                    "model": "cwvae",
+                    "dataset": "mmnist",
+                    "label": "blind",
+                    "eval_of": "trained",
+                    "set": ["eval.use_obs=[true,true,false]", "eval.n_samples=2"],
+                },
+                {"model": "copy_last", "dataset": "mazes"},
+                {"model": "no_such_model", "dataset": "mmnist"},
+            ],
+        },
+    )
+    out = tmp_path / "results"
+    assert suite_main(args_for(spec, out)) == 0
+    dirs = [p.parent for p in (out / "runs" / "mmnist" / "cwvae").glob("*/config.yaml")]
+    blind = next(d for d in dirs if yaml.safe_load((d / "config.yaml").read_text())["eval"]["use_obs"])
+    (base,) = [d for d in dirs if d != blind]
+    assert not (blind / "train.jsonl").exists()  # nothing trained in the eval-only run
+    status = json.loads((blind / "status.json").read_text())
+    assert status["trained_in"] == base.relative_to(out).as_posix()
+    a = np.load(base / "samples" / "samples.npz")
+    b = np.load(blind / "samples" / "samples.npz")
+    assert np.array_equal(a["gt"], b["gt"]) and b["pred"].shape[1] == 2
+    manifest = json.loads((out / "suites" / "prior.json").read_text())
+    assert manifest["missing_datasets"][0]["dataset"] == "mazes"
+    assert manifest["missing_models"] == [{"model": "no_such_model", "reason": "not registered in this checkout"}]
+    index = (out / "report" / "index.md").read_text()
+    assert "dataset `mazes` not prepared" in index and "model `no_such_model` not available" in index
+    assert (out / "report" / "studies" / "top_prior.md").exists()
+
+
+def test_slurm_launcher_through_submitit(tmp_path):
+    """The submitit path, with submitit's in-process 'debug' cluster standing in for SLURM."""
+    out = tmp_path / "results"
+    spec = write_suite(tmp_path, "s", {"preset": "smoke", "grid": {"models": ["copy_last"], "datasets": ["mmnist"]}})
+    name, suite = load_suite(spec)
+    plan = plan_suite(name, suite, "smoke", 2, out, progress=False)
+    assert sum(len(c) for c in plan.chains) == 2
+    results = run_slurm(plan.chains, out, "cpu", args_for(spec, out, partition="gpu"), cluster="debug")
+    assert [r["status"] for r in results] == ["done", "done"]
+    assert all(pipeline.is_finished(Path(r["dir"])) for r in results)
+
+
+def test_a_failing_run_is_reported_and_the_others_go_on(tmp_path):
+    out = tmp_path / "results"
+    spec = write_suite(tmp_path, "f", {"preset": "smoke", "grid": {"models": ["copy_last"], "datasets": ["mmnist"]}})
+    name, suite = load_suite(spec)
+    plan = plan_suite(name, suite, "smoke", 1, out, progress=False)
+    ((run, cfg, _),) = plan.chains[0]
+    broken = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, context=48))  # = the test length
+    results = execute_chain([(run, broken, None), (run, cfg, None)], str(out), "cpu", False)
+    assert results[0]["status"] == "failed" and "leave nothing to predict" in results[0]["error"]
+    assert results[1]["status"] == "done" and pipeline.is_finished(Path(results[1]["dir"]))

@@ -363,8 +363,11 @@ class PreparedDataset(Dataset):
     source_hint: ClassVar[str] = ""  # how prepare_command names the source
 
     def prepare_command(self) -> str:
+        """With the source of this or an earlier (perhaps killed) preparation, else a placeholder."""
+        recorded = ((read_manifest(self.directory) or {}).get("source") or {}).get("path", "")
+        path = getattr(self, "source_path", "") or recorded
         hint = self.source_hint or (f"/path/to/{self.archive_names[0]}" if self.archive_names else "DIR")
-        return f"python bench.py data prepare {self.registry_name} --source {hint}"
+        return f"python bench.py data prepare {self.registry_name} --source {path or hint}"
 
     def load(self, split: str) -> np.ndarray:
         arr = super().load(split)
@@ -435,7 +438,7 @@ class PreparedDataset(Dataset):
                 "plan": plan,
                 "files": {j.split: len(j.names) for j in jobs},
                 "preprocessing": self.preprocessing(),
-                "prepared_by": self.prepare_command(),
+                "prepared_by": self.prepare_command() + (" --allow-skip" if allow_skip else ""),
             }
             recorded = (self.manifest() or {}).get("splits", {})
             for job in jobs:

@@ -115,20 +115,21 @@ def evaluation_set(cfg: dict) -> dict:
     return {"dataset": cfg["dataset"], "data": data, "context": ev.get("context"), "mode": ev.get("mode", "standard")}
 
 
-def check_same_test_set(a: Side, b: Side) -> None:
+def check_same_test_set(a: Side, b: Side) -> list[str]:
+    """Raise CompareError naming every difference; returns notes. A data key that only one config
+    holds (written by another version of the harness) is not a difference, only a note."""
     ta, tb = evaluation_set(a.config), evaluation_set(b.config)
-    if ta == tb:
-        return
-    diffs = []
-    for key in ("dataset", "context", "mode"):
-        if ta[key] != tb[key]:
-            diffs.append(f"{key}: {ta[key]!r} vs {tb[key]!r}")
-    for key in sorted(set(ta["data"]) | set(tb["data"])):
-        if ta["data"].get(key) != tb["data"].get(key):
-            diffs.append(f"data.{key}: {ta['data'].get(key)!r} vs {tb['data'].get(key)!r}")
-    raise CompareError(
-        f"{a.label} and {b.label} were not evaluated on the same test set ({'; '.join(diffs)}); "
-        "compare runs of the same dataset, preset and eval settings"
+    diffs = [f"{key}: {ta[key]!r} vs {tb[key]!r}" for key in ("dataset", "context", "mode") if ta[key] != tb[key]]
+    shared = sorted(set(ta["data"]) & set(tb["data"]))
+    diffs += [f"data.{k}: {ta['data'][k]!r} vs {tb['data'][k]!r}" for k in shared if ta["data"][k] != tb["data"][k]]
+    if diffs:
+        raise CompareError(
+            f"{a.label} and {b.label} were not evaluated on the same test set ({'; '.join(diffs)}); "
+            "compare runs of the same dataset, preset and eval settings"
+        )
+    one_sided = sorted(set(ta["data"]) ^ set(tb["data"]))
+    return (
+        [f"data keys {one_sided} are in only one config (another harness version); not compared"] if one_sided else []
     )
 
 
@@ -240,8 +241,7 @@ def compare_sides(
     """Paired comparison of two resolved sides on their common metrics (see the module docstring)."""
     if aggregate not in AGGREGATES:
         raise CompareError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
-    check_same_test_set(a, b)
-    notes = []
+    notes = check_same_test_set(a, b)
     common = sorted(set(a.runs) & set(b.runs))
     if common:
         seeds_a = seeds_b = common

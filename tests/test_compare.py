@@ -37,6 +37,7 @@ def write_run(
     preset: str = "quick",
     test_length: int = 136,
     metrics: tuple[str, ...] = ("ssim", "psnr"),
+    extra_data: dict | None = None,
 ) -> Path:
     """A run directory as the pipeline writes it: config.yaml, eval/summary.csv, eval/per_example.*."""
     run = out / "runs" / "mmnist" / model / f"{preset}-s{seed}-0000000{seed}"
@@ -56,6 +57,7 @@ def write_run(
             "n_test": 32,
             "seed": 0,
             "root": f"/somewhere/{model}",
+            **(extra_data or {}),
         },  # the root differs: not part of the test set
         "eval": {"context": 36, "n_videos": N, "n_samples": SAMPLES, "mode": "standard", "metrics": list(metrics)},
     }
@@ -213,6 +215,11 @@ def test_different_test_sets_are_refused(tmp_path, capsys):
     other = write_run(out, "b", 0, short, test_length=86)
     with pytest.raises(CompareError, match="not evaluated on the same test set.*data.test_length: 136 vs 86"):
         compare("a", str(other), out)
+    newer = write_run(out, "c", 0, base_scores(), extra_data={"new_field": 1})  # written by a newer harness
+    assert any("data keys ['new_field'] are in only one config" in n for n in compare("a", str(newer), out).notes)
+    other_seed = write_run(out, "d", 0, base_scores(), extra_data={"seed": 7})  # another test set
+    with pytest.raises(CompareError, match="data.seed: 0 vs 7"):
+        compare("a", str(other_seed), out)
     assert main(["compare", "a", "nobody", "--out", str(out)]) == 2
     assert "no evaluated runs of model 'nobody'" in capsys.readouterr().err
     write_run(out, "a", 0, base_scores(), preset="smoke")

@@ -53,7 +53,8 @@ def run_rows(runs: list[Run], aggregate: str = "best") -> pd.DataFrame:
                     value=float(r["value"]),
                     run_ci_low=float(r.get("ci_low", np.nan)),
                     run_ci_high=float(r.get("ci_high", np.nan)),
-                    n_videos=int(r.get("n", 0)),
+                    n_videos=int(r.get("n", 0)) if pd.notna(r.get("n", 0)) else 0,
+                    notes=str(r["notes"]) if "notes" in r and pd.notna(r["notes"]) else "",
                 )
             )
     cols = [
@@ -69,6 +70,7 @@ def run_rows(runs: list[Run], aggregate: str = "best") -> pd.DataFrame:
         "run_ci_low",
         "run_ci_high",
         "n_videos",
+        "notes",
     ]
     return pd.DataFrame(rows, columns=cols)
 
@@ -95,6 +97,7 @@ def over_seeds(rows: pd.DataFrame) -> pd.DataFrame:
                 ci_over=over,
                 n_seeds=len(g),
                 seeds=" ".join(str(s) for s in g["seed"]),
+                notes="; ".join(dict.fromkeys(n for n in g["notes"] if n)),  # e.g. FVD on fewer videos than the paper
             )
         )
     cols = [
@@ -109,6 +112,7 @@ def over_seeds(rows: pd.DataFrame) -> pd.DataFrame:
         "ci_over",
         "n_seeds",
         "seeds",
+        "notes",
     ]
     return pd.DataFrame(out, columns=cols)
 

@@ -40,6 +40,7 @@ TABLE1_COLUMNS = [
     "n_seeds",
     "reference",
     "bold",
+    "notes",
 ]
 
 
@@ -63,7 +64,14 @@ def ours_long(over_seeds: pd.DataFrame, preset: str) -> pd.DataFrame:
 def paper_long() -> pd.DataFrame:
     frame = paper_table1().rename(columns={"model": "entry"})
     frame = frame.assign(
-        source="paper", preset="", ci_low=float("nan"), ci_high=float("nan"), ci_over="", n_seeds=0, reference=False
+        source="paper",
+        preset="",
+        ci_low=float("nan"),
+        ci_high=float("nan"),
+        ci_over="",
+        n_seeds=0,
+        reference=False,
+        notes="",
     )
     return add_bold(frame)
 
@@ -107,6 +115,21 @@ def dataset_table(cell: pd.DataFrame, metrics: list[str], with_seeds: bool) -> s
     return markdown.table(header, rows)
 
 
+def notes_lines(frame: pd.DataFrame) -> list[str]:
+    """The evaluation's own notes (e.g. FVD on fewer videos than the paper), once each, with where they apply."""
+    where: dict[str, list[str]] = {}
+    for r in frame[frame["notes"].fillna("") != ""].itertuples():
+        for note in str(r.notes).split("; "):
+            where.setdefault(note, []).append(f"{model_title(r.entry)}/{r.dataset}/{metric_title(r.metric)}")
+    if not where:
+        return []
+    lines = ["Notes from the evaluations:\n"]
+    for note, places in where.items():
+        shown = ", ".join(sorted(set(places))[:6]) + (" ..." if len(set(places)) > 6 else "")
+        lines.append(f"- {note} ({shown})")
+    return [*lines, ""]
+
+
 def table1_markdown(frame: pd.DataFrame) -> str:
     """Markdown: one section per preset of our runs (paper rows as reference), or the paper alone."""
     lines = ["# Table 1", ""]
@@ -135,6 +158,8 @@ def table1_markdown(frame: pd.DataFrame) -> str:
             metrics = metric_order(cell["metric"].unique())
             lines.append(f"### {dataset_title(dataset)} (`{dataset}`)\n")
             lines.append(dataset_table(cell, metrics, with_seeds=preset is not None))
+        if preset is not None:
+            lines += notes_lines(ours[ours["preset"] == preset])
     return "\n".join(lines)
 
 

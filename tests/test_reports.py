@@ -139,6 +139,7 @@ def write_fake_run(
     levels=None,
     params: int = 1000,
     kl=None,
+    notes=None,
     samples: bool = True,
     n_samples: int = 1,
 ) -> Path:
@@ -170,6 +171,10 @@ def write_fake_run(
             dict(metric=metric, aggregate="best", value=c.mean(), ci_low=c.mean() - 0.02, ci_high=c.mean() + 0.02, n=4)
         )
         summary.append(dict(metric=metric, aggregate="mean", value=c.mean() - 1, ci_low=0, ci_high=0, n=4))
+    for metric, note in (notes or {}).items():  # a set-level metric the evaluation could not compute
+        summary.append(
+            dict(metric=metric, aggregate="best", value=np.nan, ci_low=np.nan, ci_high=np.nan, n=2, notes=note)
+        )
     (directory / "eval").mkdir()
     pd.DataFrame(curves).to_csv(directory / "eval" / "curves.csv", index=False)
     pd.DataFrame(summary).to_csv(directory / "eval" / "summary.csv", index=False)
@@ -199,7 +204,9 @@ def synthetic(tmp_path_factory):
     write_fake_run(results, "copy_last", levels={"ssim": 0.95, "psnr": 30.0}, params=0)
     write_fake_run(results, "random_frame", levels={"ssim": 0.30, "psnr": 9.0}, params=0)
     # a model, a dataset and a metric this code has never heard of
-    write_fake_run(results, "mymodel", dataset="toyset", levels={"ssim": 0.5, "newmetric": 3.0})
+    write_fake_run(
+        results, "mymodel", dataset="toyset", levels={"ssim": 0.5, "newmetric": 3.0}, notes={"fvd": "FVD undefined"}
+    )
     write_fake_run(results, "cwvae", dataset="toyset", levels={"ssim": 0.6, "newmetric": 2.0})
     # studies: levels, factor, speed, top_prior
     write_fake_run(results, "cwvae", sets=["model.levels=2"], levels={"ssim": 0.7}, kl=(40.0, 4.0))
@@ -290,6 +297,7 @@ def test_table1_values_bold_and_references(synthetic):
     md = (results / "report" / "table1.md").read_text()
     assert "_Copy last_" in md and "CW-VAE (paper)" in md and "### toyset (`toyset`)" in md
     assert "NEWMETRIC ↑" in md  # an unknown metric is picked up (direction: higher, the default)
+    assert "- FVD undefined (mymodel/toyset/FVD)" in md  # the evaluation's notes are shown
 
 
 def test_mean_rank_of_our_runs(synthetic):

@@ -242,6 +242,9 @@ def compare_sides(
     if aggregate not in AGGREGATES:
         raise CompareError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     notes = check_same_test_set(a, b)
+    na, nb = (side.config.get("eval", {}).get("n_samples", 1) for side in (a, b))
+    if na != nb and aggregate == "best":
+        notes.append(f"{a.label} has {na} samples per example, {b.label} {nb}: best-of-{na} against best-of-{nb}")
     common = sorted(set(a.runs) & set(b.runs))
     if common:
         seeds_a = seeds_b = common

@@ -86,8 +86,10 @@ class EvalConfig:
                 "subsequences of at least 9 frames"
             )
         if self.fvd_videos < 0 or self.fvd_frames < 0:
-            raise ConfigError(f"eval.fvd_videos and eval.fvd_frames must be >= 0 (0 = all), got "
-                              f"{self.fvd_videos} and {self.fvd_frames}")
+            raise ConfigError(
+                "eval.fvd_videos and eval.fvd_frames must be >= 0 (0 = all), "
+                f"got {self.fvd_videos} and {self.fvd_frames}"
+            )
 
 
 # ---------------------------------------------------------------- YAML

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from benchmarks.atomic import atomic_open, write_csv
 from benchmarks.metrics import FRAME_METRICS, HIGHER_IS_BETTER
+from benchmarks.metrics.fvd import MIN_VIDEOS, FVDStream, fvd_lengths
 from benchmarks.protocol import ProtocolError, check_context, frame_scores, mean_ci, open_loop, to_video_tensor
 
 
@@ -95,6 +96,67 @@ def read_per_example(eval_dir: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+def paper_fvd_setting(cfg) -> tuple[int, int] | None:
+    """(videos, predicted frames) FVD covers at the paper preset for this model and dataset."""
+    from benchmarks.config import resolve_config
+
+    try:
+        p = resolve_config(cfg.model_name, cfg.dataset, "paper")
+    except Exception:  # e.g. a model file that has moved; then there is nothing to compare with
+        return None
+    videos = p.eval.n_videos if p.eval.n_videos > 0 else getattr(p.data, "n_test", 0)
+    videos = min(videos, p.eval.fvd_videos) if p.eval.fvd_videos > 0 else videos
+    frames = p.data.test_length - p.eval.context
+    frames = min(frames, p.eval.fvd_frames) if p.eval.fvd_frames > 0 else frames
+    return (videos, frames) if videos > 0 else None
+
+
+def fvd_setup(cfg, n_videos: int, horizon: int) -> tuple[FVDStream, str]:
+    """The FVD accumulator of this evaluation and a note saying where it departs from the paper."""
+    e = cfg.eval
+    frames = min(e.fvd_frames, horizon) if e.fvd_frames > 0 else horizon
+    videos = min(e.fvd_videos, n_videos) if e.fvd_videos > 0 else n_videos
+    lengths = fvd_lengths(e.fvd_lengths, frames)
+    notes = []
+    paper = paper_fvd_setting(cfg)
+    if paper and (videos < paper[0] or frames < paper[1]):
+        notes.append(
+            f"FVD on {videos} videos x {frames} predicted frames, fewer than the paper protocol's "
+            f"{paper[0]} x {paper[1]}: not comparable with published FVD"
+        )
+    if videos < MIN_VIDEOS:
+        notes.append(f"FVD undefined with {videos} video(s): it needs >= {MIN_VIDEOS}; raise eval.n_videos/fvd_videos")
+    if not lengths:
+        notes.append(f"FVD undefined: I3D needs >= 9 predicted frames, FVD covers {frames}")
+    if e.n_samples > 1:
+        notes.append("fvd mean: all samples pooled; best: per video the best sample by the first per-frame metric")
+    note = "; ".join(notes)
+    if note:
+        print(f"note: {note}")
+    return FVDStream(lengths if videos >= MIN_VIDEOS else [], videos), note
+
+
+def fvd_tables(
+    stream: FVDStream, arrays: dict[str, np.ndarray], note: str, frames: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """FVD rows for curves.csv (t = subsequence length) and summary.csv (the whole prediction)."""
+    best = None
+    if arrays:  # best-of-N by the first per-frame metric, as `aggregate` picks it
+        name, s = next(iter(arrays.items()))
+        per_sample = s[: stream.n_videos].mean(-1)  # (N, n)
+        best = per_sample.argmax(1) if HIGHER_IS_BETTER.get(name, True) else per_sample.argmin(1)
+    values = stream.result(best) if stream.lengths else {frames: (np.nan, np.nan)}  # {L: (pooled, best)}
+    curve_rows, summary_rows = [], []
+    for length, (pooled, chosen) in values.items():
+        for agg, v in (("best", chosen), ("mean", pooled)):
+            row = dict(metric="fvd", aggregate=agg, mean=v, ci_low=np.nan, ci_high=np.nan, n=stream.n_videos)
+            row["notes"] = note
+            curve_rows.append(dict(row, t=length))
+            if length == max(values):
+                summary_rows.append(dict(row, value=row.pop("mean")))
+    return pd.DataFrame(curve_rows), pd.DataFrame(summary_rows)
+
+
 def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progress: bool = True) -> pd.DataFrame:
     """Evaluate `model` open loop on `test_videos` (N, T, H, W, C) uint8; write eval/ and samples/."""
     from rich.progress import Progress
@@ -112,8 +174,10 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
     model.eval()
     scores: dict[str, list] = {name: [] for name in fns}
     saved_gt, saved_pred = [], []
+    fvd = fvd_setup(cfg, n_videos, length - e.context) if "fvd" in e.metrics else None  # (stream, note)
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"open-loop eval ({n_videos} videos x {length - e.context} frames)", total=n_videos)
+        what = " + FVD" if fvd else ""
+        task = bar.add_task(f"open-loop eval{what} ({n_videos} videos x {length - e.context} frames)", total=n_videos)
         for start in range(0, n_videos, e.batch_size):
             stop = min(start + e.batch_size, n_videos)
             video = to_video_tensor(test_videos[start:stop, :length], device)  # (B, T, C, H, W)
@@ -122,6 +186,8 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
                               use_obs=e.use_obs)
             for name, value in frame_scores(preds, video[:, e.context :], fns).items():
                 scores[name].append(value.numpy())
+            if fvd:
+                fvd[0].update(video[:, e.context :], preds.clamp(0, 1))  # I3D features only; raw preds clipped
             if start < e.save_samples:
                 keep = min(stop, e.save_samples) - start
                 saved_gt.append(test_videos[start : start + keep, :length])
@@ -129,6 +195,11 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
             bar.advance(task, stop - start)
     arrays = {name: np.concatenate(v) for name, v in scores.items()}  # (N, n_samples, horizon)
     curves, summary = aggregate(arrays)
+    if fvd:
+        frames = min(e.fvd_frames, length - e.context) if e.fvd_frames > 0 else length - e.context
+        fvd_curves, fvd_summary = fvd_tables(fvd[0], arrays, fvd[1], frames)
+        curves = pd.concat([curves, fvd_curves], ignore_index=True)
+        summary = pd.concat([summary, fvd_summary], ignore_index=True)
     write_per_example(run_dir / "eval", arrays)
     write_csv(run_dir / "eval" / "curves.csv", curves)
     if saved_gt:

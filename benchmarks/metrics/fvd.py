@@ -5,8 +5,10 @@ activations: ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2), in
 covariances with ddof=1, as tensorflow-gan's `frechet_classifier_distance_from_activations`
 (which the FVD reference calls). The trace of the matrix square root is taken from the
 eigenvalues of the symmetric matrix S_a^1/2 S_b S_a^1/2 (as tfgan's `trace_sqrt_product`,
-which uses an SVD) rather than from `scipy.linalg.sqrtm(S_a @ S_b)`: with fewer videos
-than 400 features both covariances are singular and the symmetric form stays accurate.
+which uses an SVD) rather than from `scipy.linalg.sqrtm(S_a @ S_b)`. With fewer videos
+than 400 features both covariances are singular; then it is the nuclear norm of the
+product of the centred samples (see `frechet_distance`), which is exact where tfgan's
+value carries ~1e-7 relative error from square roots of round-off.
 
 `fvd(real, fake)` embeds both sets of videos with I3D (benchmarks.metrics.i3d) and
 returns their Fréchet distance. `FVDStream` does the same batch by batch for several
@@ -52,9 +54,21 @@ def frechet_distance(a, b) -> float:
         raise ValueError(f"expected (N, D) and (M, D) activations, got {a.shape} and {b.shape}")
     if min(len(a), len(b)) < MIN_VIDEOS:
         raise ValueError(f"the Fréchet distance needs at least {MIN_VIDEOS} samples per set, got {len(a)} and {len(b)}")
-    return frechet_distance_from_moments(
-        a.mean(0), np.cov(a, rowvar=False, ddof=1), b.mean(0), np.cov(b, rowvar=False, ddof=1)
-    )
+    if min(len(a), len(b)) > a.shape[1]:  # full-rank covariances: the moments formula
+        return frechet_distance_from_moments(
+            a.mean(0), np.cov(a, rowvar=False, ddof=1), b.mean(0), np.cov(b, rowvar=False, ddof=1)
+        )
+    # Fewer samples than features (FVD with < 400 videos): with S_a = A^T A and S_b = B^T B,
+    # A = (a - mean) / sqrt(N - 1), the nonzero eigenvalues of S_a S_b are the squared singular
+    # values of A B^T (N x M), so Tr (S_a^1/2 S_b S_a^1/2)^1/2 is the nuclear norm of A B^T:
+    # exact, without square roots of the round-off in the null space of S_a.
+    from scipy import linalg
+
+    A = (a - a.mean(0)) / np.sqrt(len(a) - 1)  # (N, D)
+    B = (b - b.mean(0)) / np.sqrt(len(b) - 1)  # (M, D)
+    diff = a.mean(0) - b.mean(0)
+    trace_sqrt = linalg.svdvals(A @ B.T).sum()
+    return float(diff @ diff + (A * A).sum() + (B * B).sum() - 2 * trace_sqrt)
 
 
 def fvd(real: Tensor, fake: Tensor, max_frames: int = 256) -> float:
@@ -93,15 +107,15 @@ class FVDStream:
         from benchmarks.metrics.i3d import i3d_features
 
         take = len(real) if self.max_videos <= 0 else min(len(real), self.max_videos - self.n_videos)
-        if take <= 0 or not self.lengths:
+        if take <= 0:
             return
+        self.n_videos += take
         real, fake = real[:take], fake[:take]
         B, n = fake.shape[:2]
         for length in self.lengths:
             self.real[length].append(i3d_features(real[:, :length], self.max_frames).numpy())  # (B, 400)
             feats = i3d_features(fake[:, :, :length].flatten(0, 1), self.max_frames)  # (B*n, 400)
             self.fake[length].append(feats.reshape(B, n, -1).numpy())  # (B, n, 400)
-        self.n_videos += take
 
     def result(self, best: np.ndarray | None = None) -> dict[int, tuple[float, float]]:
         if self.n_videos < MIN_VIDEOS:

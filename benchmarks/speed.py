@@ -1,0 +1,166 @@
+"""Speed benchmark: training and open-loop prediction throughput, metric throughput, memory.
+
+Each measurement runs in a fresh subprocess so that its peak RSS is its own. Numbers
+are measured after warm-up on synthetic videos of the config's shape (the data loader
+is not part of the timed step).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+# Table D.1: hours for 100 epochs on one Titan Xp. One epoch of the paper's Moving MNIST is
+# ~2.016M frames (2.5 days = 300 epochs at ~2.8k frames/s), so rate = 100 * 2.016e6 / (h * 3600).
+PAPER_HOURS_100_EPOCHS = {"cwvae": 20, "notmpabs": 31, "rssm": 18, "vta": 21, "svg": 37}
+PAPER_FRAMES_PER_EPOCH = 2.016e6
+
+
+def paper_rate(model: str) -> float | None:
+    hours = PAPER_HOURS_100_EPOCHS.get(model)
+    return None if hours is None else 100 * PAPER_FRAMES_PER_EPOCH / (hours * 3600)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def cuda_peak_mb(device: torch.device) -> float:
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
+
+
+def measure_train(model, cfg, device, steps: int, warmup: int, batch: int) -> dict:
+    from benchmarks.trainer import make_optimizer
+
+    t = cfg.train
+    video = torch.rand(batch, t.seq_len, cfg.data.channels, cfg.data.size, cfg.data.size, device=device)
+    opt = make_optimizer(model, cfg)
+    model.train()
+    amp = t.amp == "bf16" and device.type == "cuda"
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss, _ = model.loss(video)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad if t.clip_grad > 0 else float("inf"))
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    sync(device)
+    tic = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    seconds = time.perf_counter() - tic
+    return {"train_frames_per_s": steps * batch * t.seq_len / seconds, "train_step_s": seconds / steps}
+
+
+def measure_predict(model, cfg, device, horizon: int, batch: int, warmup: int) -> dict:
+    from benchmarks.protocol import open_loop
+
+    context = cfg.eval.context
+    video = torch.rand(batch, context + horizon, cfg.data.channels, cfg.data.size, cfg.data.size, device=device)
+    model.eval()
+    for _ in range(warmup):
+        open_loop(model, video[:, : context + min(horizon, 8)], context)
+    sync(device)
+    tic = time.perf_counter()
+    open_loop(model, video, context)
+    sync(device)
+    seconds = time.perf_counter() - tic
+    return {"predict_frames_per_s": batch * horizon / seconds, "horizon": horizon}
+
+
+def measure_metrics(device, frames: int = 256) -> dict:
+    from benchmarks.metrics import psnr, ssim
+
+    x = torch.rand(frames, 1, 64, 64, device=device)
+    y = torch.rand(frames, 1, 64, 64, device=device)
+    out = {}
+    for name, fn in (("ssim_psnr", lambda: (ssim(x, y), psnr(x, y))),):
+        fn()
+        sync(device)
+        tic = time.perf_counter()
+        fn()
+        sync(device)
+        out[f"{name}_frames_per_s"] = frames / (time.perf_counter() - tic)
+    try:  # learned metrics, when their weights are available
+        from benchmarks import metrics
+
+        lpips_fn = getattr(metrics, "lpips", None)
+        if lpips_fn is not None:
+            lpips_fn(x[:64], y[:64])
+            sync(device)
+            tic = time.perf_counter()
+            lpips_fn(x[:64], y[:64])
+            sync(device)
+            out["lpips_frames_per_s"] = 64 / (time.perf_counter() - tic)
+        i3d = getattr(metrics, "i3d_features", None)
+        if i3d is not None:
+            videos = torch.rand(2, 16, 1, 64, 64, device=device)
+            i3d(videos)
+            sync(device)
+            tic = time.perf_counter()
+            i3d(videos)
+            sync(device)
+            out["i3d_frames_per_s"] = 32 / (time.perf_counter() - tic)
+    except Exception as e:  # noqa: BLE001 - a missing weight must not hide the other numbers
+        out["metrics_note"] = f"learned metrics unavailable: {type(e).__name__}: {str(e)[:80]}"
+    return out
+
+
+def worker(spec: dict) -> dict:
+    """One measurement in this process; returns its numbers and this process's peak memory."""
+    from benchmarks.config import resolve_config
+    from benchmarks.pipeline import resolve_device
+    from benchmarks.trainer import build_seeded
+
+    device = resolve_device(spec["device"])
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = spec.get("tf32", False)
+        torch.backends.cudnn.allow_tf32 = spec.get("tf32", False)
+        torch.cuda.reset_peak_memory_stats(device)
+    if spec["kind"] == "metrics":
+        result = measure_metrics(device)
+    else:
+        cfg = resolve_config(spec["model"], "mmnist", spec["preset"], sets=spec.get("sets", []))
+        model = build_seeded(cfg).to(device)
+        result = {"params": model.num_params()}
+        if spec["kind"] == "train":
+            if not model.trainable:
+                return {**result, "note": "nothing to train"}
+            batch = spec.get("batch") or cfg.train.batch_size
+            result |= measure_train(model, cfg, device, spec["steps"], spec["warmup"], batch)
+            result |= {"batch": batch, "seq_len": cfg.train.seq_len}
+        else:
+            if spec["model"] == "random_frame":
+                import numpy as np
+
+                model.observe_training_data(np.zeros((1, 1, 64, 64, cfg.data.channels), dtype=np.uint8))
+            batch = spec.get("eval_batch") or cfg.eval.batch_size
+            result |= measure_predict(model, cfg, device, spec["horizon"], batch, spec["warmup"])
+            result["eval_batch"] = batch
+    return {**result, "peak_rss_mb": peak_rss_mb(), "cuda_max_alloc_mb": cuda_peak_mb(device)}
+
+
+def run_isolated(spec: dict, timeout: float = 3600) -> dict:
+    """Run `worker(spec)` in a fresh Python process (its own peak RSS)."""
+    code = "import json,sys; from benchmarks.speed import worker; print(json.dumps(worker(json.loads(sys.argv[1]))))"
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True,
+                          timeout=timeout, cwd=Path(__file__).resolve().parents[1])
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])

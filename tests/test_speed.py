@@ -1,0 +1,27 @@
+"""`bench.py speed` measures and appends a row per model to speed.csv."""
+
+import pandas as pd
+
+from benchmarks.commands.speed import main
+from benchmarks.speed import paper_rate
+
+
+def test_speed_writes_measured_rows(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--model", "cwvae", "copy_last", "--preset", "smoke", "--steps", "1", "--horizons", "4", "12",
+            "--no-metrics", "--out", str(out)]
+    assert main(argv) == 0
+    frame = pd.read_csv(out / "speed.csv")
+    assert list(frame.model) == ["cwvae", "copy_last"]
+    cw = frame.iloc[0]
+    assert cw.train_frames_per_s > 0 and cw["predict_frames_per_s@12"] > 0 and cw.train_peak_rss_mb > 50
+    assert cw.params > 1e6 and cw.batch == 2 and cw.seq_len == 12
+    assert {"machine", "device", "torch", "git_commit", "time"} <= set(frame.columns)
+    assert main(argv) == 0  # appends
+    assert len(pd.read_csv(out / "speed.csv")) == 4
+    assert "train_frames_per_s" in capsys.readouterr().out
+
+
+def test_paper_reference_rates_follow_table_d1():
+    assert round(paper_rate("cwvae")) == 2800  # 300 epochs in 2.5 days, as the paper says
+    assert paper_rate("svg") < paper_rate("notmpabs") < paper_rate("vta") < paper_rate("cwvae") < paper_rate("rssm")

@@ -8,17 +8,17 @@ from benchmarks.speed import paper_rate
 
 def test_speed_writes_measured_rows(tmp_path, capsys):
     out = tmp_path / "out"
-    argv = ["--model", "cwvae", "copy_last", "--preset", "smoke", "--steps", "1", "--horizons", "4", "12",
+    out.mkdir()
+    pd.DataFrame([{"model": "earlier", "train_frames_per_s": 1.0}]).to_csv(out / "speed.csv", index=False)
+    argv = ["--model", "cwvae", "copy_last", "--preset", "smoke", "--steps", "1", "--horizons", "12",
             "--no-metrics", "--out", str(out)]
     assert main(argv) == 0
     frame = pd.read_csv(out / "speed.csv")
-    assert list(frame.model) == ["cwvae", "copy_last"]
-    cw = frame.iloc[0]
+    assert list(frame.model) == ["earlier", "cwvae", "copy_last"]  # appended
+    cw = frame.iloc[1]
     assert cw.train_frames_per_s > 0 and cw["predict_frames_per_s@12"] > 0 and cw.train_peak_rss_mb > 50
     assert cw.params > 1e6 and cw.batch == 2 and cw.seq_len == 12
     assert {"machine", "device", "torch", "git_commit", "time"} <= set(frame.columns)
-    assert main(argv) == 0  # appends
-    assert len(pd.read_csv(out / "speed.csv")) == 4
     assert "train_frames_per_s" in capsys.readouterr().out
 
 

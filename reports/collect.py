@@ -127,7 +127,7 @@ def variant_of(cfg: dict) -> str:
     base = dict(default)
     mine = flatten(cfg)
     diffs = []
-    for key in sorted(set(base) | set(mine)):
+    for key in sorted(set(base) & set(mine)):  # a key only one side has was added or removed since: no difference
         if key in IGNORED_KEYS:
             continue
         a, b = mine.get(key), base.get(key)

@@ -232,6 +232,8 @@ def test_variants_are_named_by_the_keys_that_differ(synthetic):
     assert ("cwvae", "mmnist", 0, "eval.n_samples=3, eval.use_obs=[true,true,false]") in variants
     cfg = resolve_config("cwvae", "mmnist", "smoke", sets=["eval.save_samples=7", "train.log_every=3"]).to_dict()
     assert variant_of(cfg) == ""  # settings that change no number do not make a variant
+    del cfg["eval"]["use_obs"]
+    assert variant_of(cfg) == ""  # a key added to the code after the run was made is no difference
 
 
 def test_report_writes_every_file_and_index_links_resolve(synthetic):

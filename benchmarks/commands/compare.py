@@ -22,7 +22,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bench.py compare",
         description="Paired comparison of two models (or runs) on the same test examples: mean difference A - B "
-        "per metric and horizon band, 95%% bootstrap interval, Wilcoxon signed-rank p-value.",
+        "per metric and horizon band, 95% bootstrap interval, Wilcoxon signed-rank p-value.",
     )
     p.add_argument("a", metavar="RUN_OR_MODEL_A", help="a run directory or a model name")
     p.add_argument("b", metavar="RUN_OR_MODEL_B", help="a run directory or a model name")

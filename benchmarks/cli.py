@@ -45,11 +45,19 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="mmnist", help="dataset name (default: mmnist)")
     p.add_argument("--preset", default=None, help="smoke | quick | paper (default: quick; with --suite: the suite's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--seeds", type=int, default=None, help="with --suite: seeds per (model, dataset) (default: the suite's)")
+    p.add_argument(
+        "--seeds", type=int, default=None, help="with --suite: seeds per (model, dataset) (default: the suite's)"
+    )
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
     p.add_argument("--out", default="results", help="output directory (default: results)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override any config key, e.g. --set train.lr=1e-3 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override any config key, e.g. --set train.lr=1e-3 (repeatable)",
+    )
     p.add_argument("--force", action="store_true", help="redo a finished run / load a checkpoint of another config")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--list", action="store_true", help="list models, datasets and presets")
@@ -86,8 +94,15 @@ def run_command(args) -> int:
     try:
         cfg = resolve_config(args.model, args.dataset, args.preset or "quick", sets=args.sets, seed=args.seed)
         directory = run_one(cfg, Path(args.out), args.device, progress=not args.no_progress, force=args.force)
-    except (ConfigError, DatasetNotReady, DatasetCorrupt, ProtocolError, CheckpointMismatch, CheckpointWriteError,
-            PermissionError) as e:
+    except (
+        ConfigError,
+        DatasetNotReady,
+        DatasetCorrupt,
+        ProtocolError,
+        CheckpointMismatch,
+        CheckpointWriteError,
+        PermissionError,
+    ) as e:
         return fail(str(e))
     except ValueError as e:  # e.g. --device cuda without CUDA, too-short training videos
         return fail(str(e))

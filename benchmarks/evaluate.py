@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from benchmarks.atomic import atomic_open, write_csv
 from benchmarks.metrics import FRAME_METRICS, HIGHER_IS_BETTER
 from benchmarks.metrics.fvd import MIN_VIDEOS, FVDStream, fvd_lengths
@@ -49,7 +50,9 @@ def aggregate(scores: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame
                     dict(metric=name, aggregate=agg, t=t + 1, mean=mean[t], ci_low=lo[t], ci_high=hi[t], n=len(v))
                 )
             m, lo, hi = mean_ci(v.mean(1), axis=0)  # over videos of the time-averaged score
-            summary_rows.append(dict(metric=name, aggregate=agg, value=float(m), ci_low=float(lo), ci_high=float(hi), n=len(v)))
+            summary_rows.append(
+                dict(metric=name, aggregate=agg, value=float(m), ci_low=float(lo), ci_high=float(hi), n=len(v))
+            )
     return pd.DataFrame(curve_rows), pd.DataFrame(summary_rows)
 
 
@@ -59,8 +62,11 @@ def per_example_table(arrays: dict[str, np.ndarray]) -> pd.DataFrame:
     for name, s in arrays.items():
         N, n, h = s.shape
         ex, sa, t = np.meshgrid(np.arange(N), np.arange(n), np.arange(1, h + 1), indexing="ij")
-        frames.append(pd.DataFrame({"metric": name, "example": ex.ravel(), "sample": sa.ravel(), "t": t.ravel(),
-                                    "value": s.ravel()}))
+        frames.append(
+            pd.DataFrame(
+                {"metric": name, "example": ex.ravel(), "sample": sa.ravel(), "t": t.ravel(), "value": s.ravel()}
+            )
+        )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -182,8 +188,9 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
             stop = min(start + e.batch_size, n_videos)
             video = to_video_tensor(test_videos[start:stop, :length], device)  # (B, T, C, H, W)
             official = e.mode == "official"
-            preds = open_loop(model, video, e.context, e.n_samples, seed=cfg.seed * 1_000_003 + start, raw=official,
-                              use_obs=e.use_obs)
+            preds = open_loop(
+                model, video, e.context, e.n_samples, seed=cfg.seed * 1_000_003 + start, raw=official, use_obs=e.use_obs
+            )
             for name, value in frame_scores(preds, video[:, e.context :], fns).items():
                 scores[name].append(value.numpy())
             if fvd:
@@ -191,7 +198,9 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
             if start < e.save_samples:
                 keep = min(stop, e.save_samples) - start
                 saved_gt.append(test_videos[start : start + keep, :length])
-                saved_pred.append((preds[:keep].clamp(0, 1) * 255).round().byte().permute(0, 1, 2, 4, 5, 3).cpu().numpy())
+                saved_pred.append(
+                    (preds[:keep].clamp(0, 1) * 255).round().byte().permute(0, 1, 2, 4, 5, 3).cpu().numpy()
+                )
             bar.advance(task, stop - start)
     arrays = {name: np.concatenate(v) for name, v in scores.items()}  # (N, n_samples, horizon)
     curves, summary = aggregate(arrays)

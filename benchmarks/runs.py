@@ -1,8 +1,8 @@
 """Run directories: where one (model, dataset, preset, seed, config) lives.
 
-    <out>/runs/<dataset>/<model>/<preset>-s<seed>-<confighash>/
-        config.yaml  status.json  checkpoints/last.pt  train.jsonl
-        eval/curves.csv  eval/summary.csv  samples/samples.npz
+<out>/runs/<dataset>/<model>/<preset>-s<seed>-<confighash>/
+    config.yaml  status.json  checkpoints/last.pt  train.jsonl
+    eval/curves.csv  eval/summary.csv  samples/samples.npz
 """
 
 from __future__ import annotations
@@ -75,7 +75,11 @@ def machine_info() -> dict:
     info = {"machine": platform.node(), "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
     try:
         info["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         info["git_commit"] = ""

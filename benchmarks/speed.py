@@ -159,8 +159,13 @@ def worker(spec: dict) -> dict:
 def run_isolated(spec: dict, timeout: float = 3600) -> dict:
     """Run `worker(spec)` in a fresh Python process (its own peak RSS)."""
     code = "import json,sys; from benchmarks.speed import worker; print(json.dumps(worker(json.loads(sys.argv[1]))))"
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True,
-                          timeout=timeout, cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])

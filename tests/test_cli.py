@@ -12,8 +12,16 @@ def test_smoke_run_writes_every_file_and_resumes(out_dir, capsys):
     assert len(runs) == 1
     run = runs[0]
     assert run.name.startswith("smoke-s0-")
-    for rel in ["config.yaml", "status.json", "train.jsonl", "checkpoints/last.pt", "eval/curves.csv",
-                "eval/summary.csv", "eval/per_example.parquet", "samples/samples.npz"]:
+    for rel in [
+        "config.yaml",
+        "status.json",
+        "train.jsonl",
+        "checkpoints/last.pt",
+        "eval/curves.csv",
+        "eval/summary.csv",
+        "eval/per_example.parquet",
+        "samples/samples.npz",
+    ]:
         assert (run / rel).exists(), rel
     curves = pd.read_csv(run / "eval" / "curves.csv")
     assert list(curves.columns[:7]) == ["metric", "aggregate", "t", "mean", "ci_low", "ci_high", "n"]

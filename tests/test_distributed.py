@@ -11,15 +11,26 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 MODEL = f"{REPO / 'tests' / 'data' / 'conv_next_frame.py'}:ConvNextFrame"
 ARGS = [
-    "bench.py", "--model", MODEL, "--preset", "smoke", "--no-progress",
-    "--set", "train.steps=3", "--set", "train.batch_size=4", "--set", "train.lr=0.05",
+    "bench.py",
+    "--model",
+    MODEL,
+    "--preset",
+    "smoke",
+    "--no-progress",
+    "--set",
+    "train.steps=3",
+    "--set",
+    "train.batch_size=4",
+    "--set",
+    "train.lr=0.05",
 ]
 
 
 def run(cmd, out):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([*cmd, *ARGS, "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [*cmd, *ARGS, "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     run_dir = next((Path(out) / "runs").rglob("last.pt")).parents[1]
     losses = [json.loads(line)["train/loss"] for line in (run_dir / "train.jsonl").read_text().splitlines()]

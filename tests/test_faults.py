@@ -18,7 +18,7 @@ import torch
 import benchmarks.atomic
 from benchmarks import config as config_module
 from benchmarks.cli import main
-from benchmarks.config import ConfigError, resolve_config
+from benchmarks.config import resolve_config
 from benchmarks.runs import run_dir
 from benchmarks.trainer import CHECKPOINT
 from datasets import get_dataset
@@ -198,8 +198,19 @@ def test_killed_evaluation_reruns_cleanly(out_dir, monkeypatch):
 
 # ---------------------------------------------------------------- SIGKILL and resume (slow)
 
-TRAIN_ARGS = ["--model", "cwvae", "--preset", "smoke", "--no-progress", "--set", "train.steps=14",
-              "--set", "train.ckpt_every=1", "--set", "train.batch_size=4"]
+TRAIN_ARGS = [
+    "--model",
+    "cwvae",
+    "--preset",
+    "smoke",
+    "--no-progress",
+    "--set",
+    "train.steps=14",
+    "--set",
+    "train.ckpt_every=1",
+    "--set",
+    "train.batch_size=4",
+]
 
 # Runs the CLI; with KILL_IN_CKPT=n the n-th checkpoint write SIGKILLs the process halfway through the temp file.
 DRIVER = r"""
@@ -220,8 +231,13 @@ sys.exit(main(sys.argv[1:]))
 
 def run_driver(out: Path, env_extra: dict | None = None, kill_after: float | None = None) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, *TRAIN_ARGS, "--out", str(out)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, *TRAIN_ARGS, "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     if kill_after is not None:
         try:
             proc.wait(timeout=kill_after)

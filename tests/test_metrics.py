@@ -51,10 +51,15 @@ def test_official_mode_matches_the_official_evaluation():
     gt = torch.rand(3, 3, 64, 64, generator=gen)
     pred = gt + 0.3 * torch.randn(gt.shape, generator=gen)  # unclipped, as the official eval
     for i in range(3):
-        ref_ssim = np.mean([structural_similarity(gt[i, c].double().numpy(), pred[i, c].double().numpy(),
-                                                  data_range=2.0) for c in range(3)])
-        ref_psnr = np.mean([peak_signal_noise_ratio(gt[i, c].double().numpy(), pred[i, c].double().numpy())
-                            for c in range(3)])  # skimage infers data_range 1.0 from gt in [0, 1]
+        ref_ssim = np.mean(
+            [
+                structural_similarity(gt[i, c].double().numpy(), pred[i, c].double().numpy(), data_range=2.0)
+                for c in range(3)
+            ]
+        )
+        ref_psnr = np.mean(
+            [peak_signal_noise_ratio(gt[i, c].double().numpy(), pred[i, c].double().numpy()) for c in range(3)]
+        )  # skimage infers data_range 1.0 from gt in [0, 1]
         assert ssim_official(pred[i : i + 1], gt[i : i + 1]).item() == pytest.approx(ref_ssim, abs=1e-4)
         assert psnr_official(pred[i : i + 1], gt[i : i + 1]).item() == pytest.approx(ref_psnr, abs=1e-4)
 

@@ -10,8 +10,20 @@ def test_speed_writes_measured_rows(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     pd.DataFrame([{"model": "earlier", "train_frames_per_s": 1.0}]).to_csv(out / "speed.csv", index=False)
-    argv = ["--model", "cwvae", "copy_last", "--preset", "smoke", "--steps", "1", "--horizons", "12",
-            "--no-metrics", "--out", str(out)]
+    argv = [
+        "--model",
+        "cwvae",
+        "copy_last",
+        "--preset",
+        "smoke",
+        "--steps",
+        "1",
+        "--horizons",
+        "12",
+        "--no-metrics",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     frame = pd.read_csv(out / "speed.csv")
     assert list(frame.model) == ["earlier", "cwvae", "copy_last"]  # appended

@@ -61,12 +61,15 @@ def main(argv: list[str]) -> int:
         console.print(f"[bold]{model}[/bold]: training ({args.steps} steps) ...")
         row = {"time": stamp, **info, "device": args.device, "preset": args.preset, "model": model}
         train = run_isolated({**base, "kind": "train", "model": model, "steps": args.steps, "batch": args.batch})
-        row |= {f"train_{k}" if k in ("peak_rss_mb", "cuda_max_alloc_mb", "error", "note") else k: v
-                for k, v in train.items()}
+        row |= {
+            f"train_{k}" if k in ("peak_rss_mb", "cuda_max_alloc_mb", "error", "note") else k: v
+            for k, v in train.items()
+        }
         for horizon in args.horizons:
             console.print(f"[bold]{model}[/bold]: open loop, horizon {horizon} ...")
-            pred = run_isolated({**base, "kind": "predict", "model": model, "horizon": horizon,
-                                 "eval_batch": args.eval_batch})
+            pred = run_isolated(
+                {**base, "kind": "predict", "model": model, "horizon": horizon, "eval_batch": args.eval_batch}
+            )
             row[f"predict_frames_per_s@{horizon}"] = pred.get("predict_frames_per_s")
             row[f"predict_peak_rss_mb@{horizon}"] = pred.get("peak_rss_mb")
             row[f"predict_cuda_max_alloc_mb@{horizon}"] = pred.get("cuda_max_alloc_mb")
@@ -85,10 +88,19 @@ def main(argv: list[str]) -> int:
     frame = pd.DataFrame(rows)
     # one column per model, one row per quantity (reads well in a terminal of any width)
     table = Table(title=f"cwbench speed ({args.device}, preset {args.preset}, torch {info['torch']})")
-    shown = ["params", "batch", "seq_len", "train_frames_per_s", "paper_titan_xp_frames_per_s", "x_paper_rate",
-             *[f"predict_frames_per_s@{h}" for h in args.horizons], "train_peak_rss_mb",
-             *[f"predict_peak_rss_mb@{h}" for h in args.horizons], "train_cuda_max_alloc_mb",
-             *[f"predict_cuda_max_alloc_mb@{h}" for h in args.horizons]]
+    shown = [
+        "params",
+        "batch",
+        "seq_len",
+        "train_frames_per_s",
+        "paper_titan_xp_frames_per_s",
+        "x_paper_rate",
+        *[f"predict_frames_per_s@{h}" for h in args.horizons],
+        "train_peak_rss_mb",
+        *[f"predict_peak_rss_mb@{h}" for h in args.horizons],
+        "train_cuda_max_alloc_mb",
+        *[f"predict_cuda_max_alloc_mb@{h}" for h in args.horizons],
+    ]
     shown = [c for c in shown if c in frame and frame[c].notna().any()]
     table.add_column("quantity")
     for model in frame["model"]:

@@ -17,7 +17,9 @@ from torch import Tensor
 
 def _check(x: Tensor, y: Tensor) -> None:
     if x.shape != y.shape or x.dim() != 4:
-        raise ValueError(f"expected two (N, C, H, W) tensors of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"expected two (N, C, H, W) tensors of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
 
 
 def ssim(x: Tensor, y: Tensor, data_range: float = 1.0, win_size: int = 7) -> Tensor:

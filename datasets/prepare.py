@@ -451,6 +451,7 @@ class PreparedDataset(Dataset):
                 record_split(
                     self.directory, job.split, self.directory / f"{job.split}.npy", {**info, "skipped": skipped}
                 )
+                shutil.rmtree(self.directory / ".staging" / job.split, ignore_errors=True)  # free the disk early
             shutil.rmtree(self.directory / ".staging", ignore_errors=True)
             return self.manifest()
         finally:

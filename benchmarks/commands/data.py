@@ -125,6 +125,8 @@ def prepare(args) -> int:
     progress = not args.no_progress
     if args.name == "folder":
         return import_folder(args, progress)
+    if args.folder_name:
+        return fail(f"--name is for `data prepare folder`; {args.name} is prepared by its own name")
     name = canonical(args.name)
     cfg = data_config(name, args.preset, args.sets)
     ds = get_dataset(cfg)

@@ -86,22 +86,24 @@ def strip_gif(gt: np.ndarray, rows: list[tuple[str, np.ndarray]], context: int, 
     horizon = min([len(p) for _, p in rows] + [len(gt) - context])
     total = context + horizon
     steps = np.unique(np.linspace(0, total - 1, min(total, GIF_MAX_FRAMES)).round().astype(int))
-    H, W = gt.shape[1:3]
+    H, W, C = gt.shape[1:4]
+    gray = C == 1  # grayscale videos stay 8-bit gray (exact and fast); colour ones get a fast per-frame palette
+    mode, white, black = ("L", 255, 0) if gray else ("RGB", (255, 255, 255), (0, 0, 0))
     names = ["ground truth"] + [name for name, _ in rows]
     pw, ph, header = W * GIF_SCALE, H * GIF_SCALE, 24
     frames = []
     for t in steps:
-        canvas = Image.new("RGB", (pw * len(names) + 2 * (len(names) - 1), ph + header), (255, 255, 255))
+        canvas = Image.new(mode, (pw * len(names) + 2 * (len(names) - 1), ph + header), white)
         draw = ImageDraw.Draw(canvas)
         for i, name in enumerate(names):
             src = gt[t] if (i == 0 or t < context) else rows[i - 1][1][t - context]
-            tile = Image.fromarray(to_rgb(src)).resize((pw, ph), Image.NEAREST)
+            tile = Image.fromarray(src[..., 0] if gray else to_rgb(src)).resize((pw, ph), Image.NEAREST)
             x = i * (pw + 2)
             canvas.paste(tile, (x, header))
-            draw.text((x + 2, 1), name[: max(4, pw // 6)], fill=(0, 0, 0))
+            draw.text((x + 2, 1), name[: max(4, pw // 6)], fill=black)
         stamp = f"context {t + 1}/{context}" if t < context else f"t+{t - context + 1}"
-        draw.text((2, 12), stamp, fill=(200, 0, 0) if t >= context else (0, 90, 0))
-        frames.append(canvas)
+        draw.text((2, 12), stamp, fill=black if gray else ((200, 0, 0) if t >= context else (0, 90, 0)))
+        frames.append(canvas if gray else canvas.quantize(colors=256, method=Image.Quantize.FASTOCTREE))
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
     with atomic_open(path, "wb") as f:

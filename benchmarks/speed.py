@@ -84,6 +84,31 @@ def measure_predict(model, cfg, device, horizon: int, batch: int, warmup: int) -
     return {"predict_frames_per_s": batch * horizon / seconds, "horizon": horizon}
 
 
+def amp_difference(model, cfg, device, batch: int) -> dict:
+    """Loss and SSIM of bf16 autocast against fp32 on one fixed batch (same weights, same noise)."""
+    from benchmarks.metrics import ssim
+    from benchmarks.protocol import open_loop
+
+    gen = torch.Generator().manual_seed(0)
+    t = cfg.train
+    shape = (cfg.data.channels, cfg.data.size, cfg.data.size)
+    video = torch.rand(batch, t.seq_len, *shape, generator=gen).to(device)
+    context = cfg.eval.context
+    test = torch.rand(batch, context + 12, *shape, generator=gen).to(device)  # 12 predicted frames
+    out = {}
+    for name, enabled in (("fp32", False), ("bf16", True)):
+        torch.manual_seed(0)
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled):
+            loss, _ = model.loss(video)
+            preds = open_loop(model.eval(), test, context, seed=0)
+        target = test[:, None, context:].expand_as(preds).flatten(0, 2)
+        out[f"loss_{name}"] = float(loss)
+        out[f"ssim_{name}"] = float(ssim(preds.float().flatten(0, 2), target).mean())
+    out["amp_loss_rel_diff"] = abs(out["loss_bf16"] - out["loss_fp32"]) / abs(out["loss_fp32"])
+    out["amp_ssim_abs_diff"] = abs(out["ssim_bf16"] - out["ssim_fp32"])
+    return out
+
+
 def measure_metrics(device, frames: int = 256) -> dict:
     from benchmarks.metrics import psnr, ssim
 
@@ -139,6 +164,8 @@ def worker(spec: dict) -> dict:
         cfg = resolve_config(spec["model"], "mmnist", spec["preset"], sets=spec.get("sets", []))
         model = build_seeded(cfg).to(device)
         result = {"params": model.num_params()}
+        if spec["kind"] == "amp":
+            return {**result, **amp_difference(model, cfg, device, spec.get("batch") or 2)}
         if spec["kind"] == "train":
             if not model.trainable:
                 return {**result, "note": "nothing to train"}

@@ -36,6 +36,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="sets", action="append", default=[], help="config overrides, as for a run")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls/convs on CUDA")
     p.add_argument("--no-metrics", action="store_true", help="skip the metric throughput measurement")
+    p.add_argument("--amp-check", action="store_true", help="compare bf16 autocast with fp32 on a fixed batch")
     p.add_argument("--out", default="results")
     return p
 
@@ -75,6 +76,12 @@ def main(argv: list[str]) -> int:
             row[f"predict_cuda_max_alloc_mb@{horizon}"] = pred.get("cuda_max_alloc_mb")
             if "error" in pred:
                 row[f"predict_error@{horizon}"] = pred["error"]
+        if args.amp_check:
+            console.print(f"[bold]{model}[/bold]: bf16 against fp32 ...")
+            amp = run_isolated({**base, "kind": "amp", "model": model, "batch": args.batch})
+            row |= {k: v for k, v in amp.items() if k.startswith(("loss_", "ssim_", "amp_"))}
+            if "error" in amp:
+                row["amp_error"] = amp["error"]
         ref = paper_rate(model)
         row["paper_titan_xp_frames_per_s"] = ref
         if ref and row.get("train_frames_per_s"):
@@ -100,6 +107,12 @@ def main(argv: list[str]) -> int:
         *[f"predict_peak_rss_mb@{h}" for h in args.horizons],
         "train_cuda_max_alloc_mb",
         *[f"predict_cuda_max_alloc_mb@{h}" for h in args.horizons],
+        "loss_fp32",
+        "loss_bf16",
+        "amp_loss_rel_diff",
+        "ssim_fp32",
+        "ssim_bf16",
+        "amp_ssim_abs_diff",
     ]
     shown = [c for c in shown if c in frame and frame[c].notna().any()]
     table.add_column("quantity")
@@ -108,7 +121,8 @@ def main(argv: list[str]) -> int:
     for c in shown:
         cells = []
         for v in frame[c]:
-            fmt = "{:,.0f}" if c == "params" else "{:.4f}" if c == "x_paper_rate" else "{:,.1f}"
+            precise = c.startswith(("x_", "amp_", "ssim_", "loss_"))
+            fmt = "{:,.0f}" if c == "params" else "{:.4g}" if precise else "{:,.1f}"
             cells.append("" if pd.isna(v) else fmt.format(v))
         table.add_row(c, *cells)
     console.print(table)

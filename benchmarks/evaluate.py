@@ -16,6 +16,7 @@ import pandas as pd
 from benchmarks.atomic import atomic_open, write_csv
 from benchmarks.metrics import FRAME_METRICS, HIGHER_IS_BETTER
 from benchmarks.metrics.fvd import MIN_VIDEOS, FVDStream, fvd_lengths
+from benchmarks.metrics.i3d import VERSION as I3D_VERSION
 from benchmarks.protocol import ProtocolError, check_context, frame_scores, mean_ci, open_loop, to_video_tensor
 
 
@@ -156,7 +157,7 @@ def fvd_tables(
     for length, (pooled, chosen) in values.items():
         for agg, v in (("best", chosen), ("mean", pooled)):
             row = dict(metric="fvd", aggregate=agg, mean=v, ci_low=np.nan, ci_high=np.nan, n=stream.n_videos)
-            row["notes"] = note
+            row.update(notes=note, version=I3D_VERSION)
             curve_rows.append(dict(row, t=length))
             if length == max(values):
                 summary_rows.append(dict(row, value=row.pop("mean")))
@@ -204,6 +205,11 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
             bar.advance(task, stop - start)
     arrays = {name: np.concatenate(v) for name, v in scores.items()}  # (N, n_samples, horizon)
     curves, summary = aggregate(arrays)
+    if "lpips" in arrays:  # learned metrics name their weights in the tables
+        from benchmarks.metrics.lpips import VERSION
+
+        for table in (curves, summary):
+            table.loc[table["metric"] == "lpips", "version"] = VERSION
     if fvd:
         frames = min(e.fvd_frames, length - e.context) if e.fvd_frames > 0 else length - e.context
         fvd_curves, fvd_summary = fvd_tables(fvd[0], arrays, fvd[1], frames)

@@ -246,6 +246,8 @@ def test_evaluate_writes_fvd_and_lpips_rows(tmp_path, i3d_weights, capsys):
     expected = fvd(real, fake)
     row = summary[(summary["metric"] == "fvd") & (summary["aggregate"] == "best")].iloc[0]
     assert row["value"] == pytest.approx(expected, rel=1e-6) and row["n"] == 2 and "not comparable" in row["notes"]
+    assert row["version"].startswith("i3d kinetics-400")
+    assert summary[summary["metric"] == "lpips"]["version"].str.startswith("lpips 0.1 alex").all()
     fvd_curve = curves[curves.metric == "fvd"]
     assert sorted(fvd_curve.t.unique()) == [h]  # the default lengths (16, 32, ...) are all longer than 12
     assert fvd_curve[fvd_curve["aggregate"] == "mean"]["mean"].iloc[0] == pytest.approx(expected, rel=1e-6)

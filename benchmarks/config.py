@@ -69,6 +69,7 @@ class EvalConfig:
     metrics: tuple[str, ...] = ("ssim", "psnr")  # metrics computed: ssim, psnr, lpips (per frame), fvd (per set)
     mode: str = "standard"  # standard | official (the official CW-VAE evaluation, see metrics)
     save_samples: int = 4  # test videos whose predictions are saved to samples/
+    chunk: int = 100  # predicted frames held at once per batch (models that stream: CW-VAE)
     use_obs: tuple[bool, ...] = ()  # CW-VAE: per level (bottom first), does the posterior see the context? () = all
     # FVD per horizon (paper Fig E.1): FVD of the first L predicted frames for each L here that is
     # shorter than the prediction, plus the whole prediction (the Table 1 number). I3D needs L >= 9.

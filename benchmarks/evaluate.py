@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from benchmarks.atomic import atomic_open, write_csv
 from benchmarks.metrics import FRAME_METRICS, HIGHER_IS_BETTER
 from benchmarks.metrics.fvd import MIN_VIDEOS, FVDStream, fvd_lengths
 from benchmarks.metrics.i3d import VERSION as I3D_VERSION
-from benchmarks.protocol import ProtocolError, check_context, frame_scores, mean_ci, open_loop, to_video_tensor
+from benchmarks.protocol import ProtocolError, check_context, frame_scores, mean_ci, open_loop_chunks, to_video_tensor
 
 
 def metric_functions(cfg) -> dict:
@@ -185,23 +186,49 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
     with Progress(disable=not progress, transient=True) as bar:
         what = " + FVD" if fvd else ""
         task = bar.add_task(f"open-loop eval{what} ({n_videos} videos x {length - e.context} frames)", total=n_videos)
+        horizon = length - e.context
+        fvd_window = max(fvd[0].lengths, default=0) if fvd else 0  # predicted frames FVD needs
         for start in range(0, n_videos, e.batch_size):
             stop = min(start + e.batch_size, n_videos)
-            video = to_video_tensor(test_videos[start:stop, :length], device)  # (B, T, C, H, W)
-            official = e.mode == "official"
-            preds = open_loop(
-                model, video, e.context, e.n_samples, seed=cfg.seed * 1_000_003 + start, raw=official, use_obs=e.use_obs
+            keep = max(0, min(stop, e.save_samples) - start)  # videos of this batch saved to samples/
+            context = to_video_tensor(test_videos[start:stop, : e.context], device)  # (B, Tc, C, H, W)
+            chunks = open_loop_chunks(
+                model,
+                context,
+                horizon,
+                e.n_samples,
+                seed=cfg.seed * 1_000_003 + start,
+                chunk=e.chunk,
+                raw=e.mode == "official",
+                use_obs=e.use_obs,
             )
-            for name, value in frame_scores(preds, video[:, e.context :], fns).items():
-                scores[name].append(value.numpy())
-            if fvd:
-                fvd[0].update(video[:, e.context :], preds.clamp(0, 1))  # I3D features only; raw preds clipped
-            if start < e.save_samples:
-                keep = min(stop, e.save_samples) - start
+            batch_scores = {name: [] for name in fns}
+            fvd_real, fvd_fake, kept = (
+                [context[:, :0]],
+                [context[:, None, :0].expand(-1, e.n_samples, -1, -1, -1, -1)],
+                [],
+            )
+            wants_fvd = fvd and (fvd[0].max_videos <= 0 or fvd[0].n_videos < fvd[0].max_videos)
+            done = 0
+            for preds in chunks:  # (B, n, c, C, H, W): memory stays one chunk (plus FVD's window)
+                size = preds.shape[2]
+                first = e.context + done
+                target = to_video_tensor(test_videos[start:stop, first : first + size], device)  # (B, c, C, H, W)
+                for name, value in frame_scores(preds, target, fns).items():
+                    batch_scores[name].append(value.numpy())
+                if wants_fvd and done < fvd_window:
+                    fvd_real.append(target[:, : fvd_window - done])
+                    fvd_fake.append(preds[:, :, : fvd_window - done].clamp(0, 1))  # raw preds clipped for I3D
+                if keep:
+                    kept.append((preds[:keep].clamp(0, 1) * 255).round().byte().permute(0, 1, 2, 4, 5, 3).cpu())
+                done += size
+            for name, parts in batch_scores.items():
+                scores[name].append(np.concatenate(parts, axis=2))  # (B, n, horizon)
+            if wants_fvd:
+                fvd[0].update(torch.cat(fvd_real, 1), torch.cat(fvd_fake, 2))  # (B, L, ...), (B, n, L, ...)
+            if keep:
                 saved_gt.append(test_videos[start : start + keep, :length])
-                saved_pred.append(
-                    (preds[:keep].clamp(0, 1) * 255).round().byte().permute(0, 1, 2, 4, 5, 3).cpu().numpy()
-                )
+                saved_pred.append(torch.cat(kept, 2).numpy())  # (keep, n, horizon, H, W, C) uint8
             bar.advance(task, stop - start)
     arrays = {name: np.concatenate(v) for name, v in scores.items()}  # (N, n_samples, horizon)
     curves, summary = aggregate(arrays)

@@ -7,7 +7,9 @@ and checks what comes back. `evaluate` streams over a test split with it.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -52,18 +54,62 @@ def open_loop(
     check_context(model, context, T)
     horizon = T - context
     observed = video[:, :context].clone()  # (B, context, C, H, W): a fresh tensor, no view of later frames
-    devices = [video.device] if video.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
+    with seeded(video.device, seed), torch.no_grad():
+        preds = model.predict(observed, horizon, n_samples, **predict_options(model, raw, use_obs))
+    check_predictions(model, preds, (B, n_samples, horizon, C, H, W), raw)
+    return preds
+
+
+def open_loop_chunks(
+    model,
+    context_frames: Tensor,
+    horizon: int,
+    n_samples: int = 1,
+    seed: int = 0,
+    chunk: int = 100,
+    raw: bool = False,
+    use_obs: tuple[bool, ...] = (),
+) -> Iterator[Tensor]:
+    """Like `open_loop`, but handed only the context (B, Tc, C, H, W) and yielding the
+    predictions `chunk` frames at a time, (B, n_samples, <= chunk, C, H, W), so that memory
+    stays one chunk for models that stream (`VideoModel.predict_chunks`). Same values as
+    `open_loop` for the same seed."""
+    B, Tc, C, H, W = context_frames.shape
+    check_context(model, Tc, Tc + horizon)
+    observed = context_frames.clone()
+    done = 0
+    with seeded(context_frames.device, seed), torch.no_grad():
+        options = predict_options(model, raw, use_obs)
+        for part in model.predict_chunks(observed, horizon, n_samples, chunk=chunk, **options):
+            size = min(chunk, horizon - done)
+            check_predictions(model, part, (B, n_samples, size, C, H, W), raw)
+            done += size
+            yield part
+    if done != horizon:
+        raise ProtocolError(f"{type(model).__name__}.predict_chunks yielded {done} frames, expected {horizon}")
+
+
+@contextlib.contextmanager
+def seeded(device: torch.device, seed: int):
+    """Sampling seeded for the prediction, the caller's RNG state untouched afterwards."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        options = {}
-        if raw and accepts(model, "raw"):
-            options["raw"] = True
-        if use_obs:
-            if not accepts(model, "use_obs"):
-                raise ProtocolError(f"{type(model).__name__}.predict has no use_obs option; clear eval.use_obs")
-            options["use_obs"] = tuple(use_obs)
-        preds = model.predict(observed, horizon, n_samples, **options)
-    expected = (B, n_samples, horizon, C, H, W)
+        yield
+
+
+def predict_options(model, raw: bool, use_obs: tuple[bool, ...]) -> dict:
+    options = {}
+    if raw and accepts(model, "raw"):
+        options["raw"] = True
+    if use_obs:
+        if not accepts(model, "use_obs"):
+            raise ProtocolError(f"{type(model).__name__}.predict has no use_obs option; clear eval.use_obs")
+        options["use_obs"] = tuple(use_obs)
+    return options
+
+
+def check_predictions(model, preds: Tensor, expected: tuple, raw: bool) -> None:
     if tuple(preds.shape) != expected:
         raise ProtocolError(f"{type(model).__name__}.predict returned {tuple(preds.shape)}, expected {expected}")
     if not torch.isfinite(preds).all() or (not raw and (preds.min() < 0 or preds.max() > 1)):
@@ -71,7 +117,6 @@ def open_loop(
             f"{type(model).__name__}.predict must return finite values in [0, 1]; got "
             f"min {preds.min().item():.3g}, max {preds.max().item():.3g}"
         )
-    return preds
 
 
 def accepts(model, option: str) -> bool:

@@ -55,6 +55,12 @@ class VideoModel(torch.nn.Module):
             "context is (B, Tc, C, H, W) in [0, 1]; return (B, n_samples, horizon, C, H, W) in [0, 1]"
         )
 
+    def predict_chunks(self, context: Tensor, horizon: int, n_samples: int = 1, chunk: int = 100, **options):
+        """The same predictions as `predict`, yielded `chunk` frames at a time:
+        (B, n_samples, <= chunk, C, H, W) each. Models that can stream (CW-VAE) override it so
+        that evaluation memory does not grow with the horizon; this default predicts at once."""
+        yield from self.predict(context, horizon, n_samples, **options).split(chunk, dim=2)
+
     @property
     def trainable(self) -> bool:
         """False for references with nothing to learn (the trainer then skips training)."""

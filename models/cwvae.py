@@ -206,6 +206,20 @@ class CWVAE(VideoModel):
         raw=True returns the decoder means unclipped (the official evaluation's input);
         use_obs: see `observe`.
         """
+        return torch.cat(list(self.predict_chunks(context, horizon, n_samples, raw=raw, use_obs=use_obs)), dim=2)
+
+    @torch.no_grad()
+    def predict_chunks(
+        self,
+        context: Tensor,
+        horizon: int,
+        n_samples: int = 1,
+        chunk: int = 100,
+        raw: bool = False,
+        use_obs: tuple[bool, ...] = (),
+    ):
+        """`predict`, decoded `chunk` frames at a time. All sampling happens first (the latent
+        rollout is small: stoch + deter numbers per frame); only decoded frames are chunked."""
         B, Tc, C, H, W = context.shape
         if Tc % self.context_multiple():
             raise ValueError(
@@ -213,10 +227,10 @@ class CWVAE(VideoModel):
             )
         ctx = context.repeat_interleave(n_samples, dim=0)  # (B*n, Tc, C, H, W)
         states = self.observe(ctx, use_obs)
-        feats = self.imagine(states, horizon, B * n_samples, context.device)  # (B*n, horizon, F)
-        frames = torch.cat([apply_frames(self.decoder, chunk) for chunk in feats.split(100, dim=1)], 1)
-        frames = frames.unflatten(0, (B, n_samples))  # (B, n, horizon, C, H, W)
-        return frames if raw else frames.clamp(0, 1)
+        feats = self.imagine(states, horizon, B * n_samples, context.device)  # (B*n, horizon, stoch+deter)
+        for part in feats.split(chunk, dim=1):
+            frames = apply_frames(self.decoder, part).unflatten(0, (B, n_samples))  # (B, n, chunk, C, H, W)
+            yield frames if raw else frames.clamp(0, 1)
 
 
 @register_model("cwvae")

@@ -92,3 +92,30 @@ def test_best_of_n_and_mean_over_samples():
     assert lp_best == pytest.approx((0.2 + 0.1) / 2)  # lower is better for LPIPS
     c = curves[(curves.metric == "ssim") & (curves["aggregate"] == "best")]
     assert list(c.t) == [1, 2, 3] and c["mean"].tolist() == pytest.approx([0.7, 0.7, 0.7])
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_chunked_open_loop_equals_open_loop(name):
+    from benchmarks.protocol import open_loop_chunks
+
+    model = smoke_model(name)
+    video = torch.rand(2, 48, 1, 64, 64)
+    whole = open_loop(model, video, 36, 2, seed=9)
+    parts = list(open_loop_chunks(model, video[:, :36], 12, 2, seed=9, chunk=5))
+    assert [p.shape[2] for p in parts] == [5, 5, 2]
+    assert torch.equal(torch.cat(parts, 2), whole)
+
+
+def test_evaluation_does_not_depend_on_the_chunk_size(tmp_path):
+    import pandas as pd
+
+    from benchmarks.evaluate import evaluate
+
+    videos = np.random.default_rng(0).integers(0, 255, (3, 48, 64, 64, 1), dtype=np.uint8)
+    tables = []
+    for chunk in (5, 100):
+        cfg = resolve_config("cwvae", "mmnist", "smoke", sets=[f"eval.chunk={chunk}", "eval.n_videos=3"])
+        torch.manual_seed(0)
+        evaluate(cfg.build_model(), cfg, videos, tmp_path / str(chunk), torch.device("cpu"), progress=False)
+        tables.append(pd.read_csv(tmp_path / str(chunk) / "eval" / "curves.csv"))
+    pd.testing.assert_frame_equal(tables[0], tables[1])

@@ -39,8 +39,11 @@ def load_model_file(spec: str):
     module = sys.modules[mod_name]
     cls = getattr(module, cls_name, None)
     if cls is None:
-        names = [n for n, v in vars(module).items()
-                 if isinstance(v, type) and issubclass(v, VideoModel) and v is not VideoModel]
+        names = [
+            n
+            for n, v in vars(module).items()
+            if isinstance(v, type) and issubclass(v, VideoModel) and v is not VideoModel
+        ]
         raise KeyError(f"{str(path)!r} defines no class {cls_name!r}; VideoModel classes there: {names}")
     if not (isinstance(cls, type) and issubclass(cls, VideoModel)):
         raise KeyError(f"{spec!r} is not a VideoModel subclass (from models import VideoModel)")

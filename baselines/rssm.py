@@ -32,6 +32,7 @@ class RSSMConfig:
     layers: int = 1  # dense layers before and after the GRU and in the posterior (PlaNet model_layers)
     min_std: float = 0.1  # std = softplus(x) + min_std (PlaNet min_stddev)
     free_nats: float = 3.0  # KL per time step below this is not penalised (PlaNet free_nats)
+    cnn_depth: int = 32  # channels of the first encoder conv (PlaNet/CW-VAE: 32; smaller only for CPU presets)
     channels: int = 1  # image channels (filled from the dataset config)
     dec_std: float = 1.0  # fixed std of the Gaussian image likelihood (PlaNet: 1.0)
 
@@ -81,9 +82,9 @@ class RSSM(VideoModel):
     def __init__(self, **hparams):
         super().__init__(**hparams)
         cfg = self.cfg
-        self.encoder = ConvEncoder(cfg.channels)
+        self.encoder = ConvEncoder(cfg.channels, cfg.cnn_depth)
         self.cell = RSSMCell(cfg, self.encoder.out_dim)
-        self.decoder = ConvDecoder(cfg.stoch + cfg.deter, cfg.channels, out_activation="none")
+        self.decoder = ConvDecoder(cfg.stoch + cfg.deter, cfg.channels, cfg.cnn_depth, out_activation="none")
 
     def initial_state(self, n: int, device) -> tuple[Tensor, Tensor]:
         return torch.zeros(n, self.cfg.stoch, device=device), torch.zeros(n, self.cfg.deter, device=device)
@@ -91,7 +92,7 @@ class RSSM(VideoModel):
     def observe(self, video: Tensor) -> dict[str, Tensor]:
         """Posterior filter: video (B, T, C, H, W) in [0, 1] -> stacked (B, T, .) statistics and the last state."""
         B, T = video.shape[:2]
-        embeds = apply_frames(self.encoder, video - 0.5)  # (B, T, 1024); PlaNet centres frames
+        embeds = apply_frames(self.encoder, video - 0.5)  # (B, T, 32 * cnn_depth); PlaNet centres frames
         sample, deter = self.initial_state(B, video.device)
         out = {k: [] for k in ("prior_mean", "prior_std", "post_mean", "post_std", "sample", "deter")}
         for t in range(T):

@@ -275,6 +275,7 @@ def compare_sides(
                 "test examples (different eval.n_videos?); evaluate both on the same videos"
             )
     N, horizon = sa[metrics[0]].shape
+    name_a, name_b = (a.label, b.label) if a.label != b.label else ("A", "B")
     band_list = parse_bands(bands, horizon) if bands else horizon_bands(horizon)
     rows = []
     for m in metrics:
@@ -286,7 +287,7 @@ def compare_sides(
             lo, hi = bootstrap_ci(d, n_resamples, seed)
             better = ""
             if lo > 0 or hi < 0:
-                better = a.label if (d.mean() > 0) == higher else b.label
+                better = name_a if (d.mean() > 0) == higher else name_b
             rows.append(
                 dict(
                     metric=m,
@@ -307,7 +308,7 @@ def compare_sides(
             f"Wilcoxon p is {2 / 2**N:.2g}; evaluate more videos (eval.n_videos) before concluding"
         )
     if a.label == b.label:
-        notes.append(f"both sides are {a.label}: 'better' names A or B by label")
+        notes.append(f"both sides are {a.label}: 'better' says A or B")
     context = a.config["eval"]["context"]
     setup = (
         f"{a.config['dataset']} test set: {N} examples x {horizon} predicted frames after {context} context frames; "

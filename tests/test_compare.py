@@ -172,6 +172,10 @@ def test_a_run_against_itself_shows_no_difference(tmp_path, capsys):
     t = cmp.table
     assert (t["diff"] == 0).all() and (t["ci_low"] == 0).all() and (t["ci_high"] == 0).all()
     assert (t["p_wilcoxon"] == 1.0).all() and (t["better"] == "").all()
+    shifted = {k: v + 0.5 for k, v in base_scores().items()}
+    other = write_run(tmp_path / "elsewhere", "cwvae", 0, shifted)  # the same model, another config
+    t = compare(str(other), str(run), out).table.set_index("metric")
+    assert (t.loc["ssim", "better"] == "A").all() and (t.loc["lpips", "better"] == "B").all()  # A/B: same label
     assert main(["compare", str(run), str(run), "--out", str(out), "--format", "csv"]) == 0
     csv = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert list(csv.columns) == [

@@ -7,6 +7,7 @@ preset's sizes and runs, in seconds on a CPU, on synthetic moving-square videos:
     loss          loss(video) returns a finite scalar and (trainable models) finite gradients
     predict       predict returns (B, n_samples, horizon, C, H, W) floats in [0, 1]
     seeded        the same seed gives the same samples (randomness from torch's seeded RNG)
+    chunked       predict_chunks (the evaluation's streaming path) yields what predict returns
     context_only  predictions do not change when the frames after the context are NaN
     training      a few Adam steps on one fixed batch lower the loss (skipped: nothing to train)
     checkpoint    a fresh instance loaded from the state_dict predicts the same
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from benchmarks.protocol import ProtocolError, open_loop, to_video_tensor
+from benchmarks.protocol import ProtocolError, open_loop, open_loop_chunks, to_video_tensor
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 
@@ -36,6 +37,7 @@ CHECKS: dict[str, str] = {
     "loss": "loss is a finite scalar with gradients",
     "predict": "predict returns (B, n_samples, horizon, C, H, W) in [0, 1]",
     "seeded": "the same seed gives the same samples",
+    "chunked": "predict_chunks yields the same predictions as predict",
     "context_only": "frames after the context do not change predictions",
     "training": "a few smoke steps lower the loss",
     "checkpoint": "a state_dict round trip gives the same predictions",
@@ -269,6 +271,17 @@ def run_checks(
             )
         return "predictions unchanged with NaN after the context"
 
+    def chunked_check() -> str:
+        m, chunk = state["model"], max(1, kit.horizon - 1)  # two chunks: horizon - 1 frames, then 1
+        parts = list(open_loop_chunks(m, video[:, :context], kit.horizon, kit.n_samples, seed=kit.seed, chunk=chunk))
+        diff = max_abs_diff(torch.cat(parts, dim=2), state["preds"])
+        if diff > 0:
+            raise CheckFailed(
+                f"predict_chunks(chunk={chunk}) yields other predictions than predict (max |diff| {diff:.3g}) under "
+                "the same seed: evaluation streams through predict_chunks, so both must draw the same samples"
+            )
+        return f"{len(parts)} chunks of <= {chunk} frames equal predict's output"
+
     def training_check():
         m, cfg = state["model"], state["cfg"]
         if not m.trainable:
@@ -331,6 +344,7 @@ def run_checks(
         _timed("loss", loss_check, report, needs=("construct",))
         _timed("predict", predict_check, report, needs=("construct",))
         _timed("seeded", seeded_check, report, needs=("predict",))
+        _timed("chunked", chunked_check, report, needs=("seeded",))
         _timed("context_only", context_only_check, report, needs=("seeded",))
         _timed("training", training_check, report, needs=("loss",))
         _timed("checkpoint", checkpoint_check, report, needs=("seeded",))

@@ -107,6 +107,12 @@ BROKEN = textwrap.dedent(
             return loss.detach() + 0 * self.a, terms  # depends on a parameter, but its gradient is zero
 
 
+    class Unchunked(Good):
+        def predict_chunks(self, context, horizon, n_samples=1, chunk=100, **options):
+            preds = self.predict(context, horizon, n_samples)
+            yield from (preds + 0.01 * torch.rand_like(preds)).clamp(0, 1).split(chunk, dim=2)  # other samples
+
+
     class Forgetful(Good):
         def __init__(self, **hparams):
             super().__init__(**hparams)
@@ -148,6 +154,7 @@ def test_the_reference_model_of_the_broken_ones_passes(broken_file):
         ("Leaky", "context_only", "predictions changed"),
         ("Detached", "loss", "loss does not require grad"),
         ("Untrainable", "training", "loss did not decrease"),
+        ("Unchunked", "chunked", "predict_chunks(chunk=3) yields other predictions than predict"),
         ("Forgetful", "checkpoint", "predicts differently"),
         ("NeedsArgs", "construct", "NeedsArgs() failed"),
     ],

@@ -85,6 +85,7 @@ def list_everything() -> int:
 
 def run_command(args) -> int:
     from benchmarks.config import ConfigError, resolve_config
+    from benchmarks.metrics.weights import WeightsError
     from benchmarks.pipeline import run_one
     from benchmarks.protocol import ProtocolError
     from benchmarks.trainer import CheckpointMismatch, CheckpointWriteError, NonFiniteLoss
@@ -101,6 +102,7 @@ def run_command(args) -> int:
         ProtocolError,
         CheckpointMismatch,
         CheckpointWriteError,
+        WeightsError,
         PermissionError,
     ) as e:
         return fail(str(e))

@@ -41,6 +41,18 @@ def load_checked(dataset, split: str, cfg):
     return videos
 
 
+def load_metric_networks(cfg, device) -> None:
+    """Fetch (first use) and verify the learned metrics' weights before anything is written."""
+    if "lpips" in cfg.eval.metrics:
+        from benchmarks.metrics.lpips import get_model
+
+        get_model(device)
+    if "fvd" in cfg.eval.metrics:
+        from benchmarks.metrics.i3d import get_model
+
+        get_model(device)
+
+
 def is_finished(directory: Path) -> bool:
     return (directory / "eval" / "summary.csv").exists() and (directory / CHECKPOINT).exists()
 
@@ -56,7 +68,8 @@ def run_one(cfg, out: Path, device: str = "cpu", progress: bool = True, force: b
     dataset.ensure_ready(progress=progress)  # generates Moving MNIST; others must be prepared
     if is_finished(directory) and not force:
         return directory
-    train_videos = load_checked(dataset, "train", cfg)  # every check before anything is written
+    load_metric_networks(cfg, dev)  # every check before anything is written
+    train_videos = load_checked(dataset, "train", cfg)
     test_videos = load_checked(dataset, "test", cfg)
     model = build_seeded(cfg)
     check_context(model, cfg.eval.context, min(cfg.data.test_length, test_videos.shape[1]))

@@ -274,3 +274,27 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path):
     assert log == list(range(1, 15))
     leftovers = [p for p in out.rglob("*.tmp")]
     assert not leftovers
+
+
+def test_unknown_suite(out_dir, capsys):
+    code, err = run_cli(["--suite", "nightly", "--out", str(out_dir), "--no-progress"], capsys)
+    assert code == 2 and "unknown suite 'nightly'; valid:" in err and only_one_line(err)
+
+
+def test_weights_with_a_bad_checksum_are_refused_before_anything_is_written(tmp_path, monkeypatch, out_dir, capsys):
+    import importlib
+
+    from safetensors.numpy import save_file
+
+    lpips_module = importlib.import_module("benchmarks.metrics.lpips")
+    weights_module = importlib.import_module("benchmarks.metrics.weights")
+    cache = tmp_path / "cache"
+    (cache / "weights").mkdir(parents=True)
+    name = weights_module.WEIGHTS[lpips_module.WEIGHTS].name
+    save_file({"lin0.weight": np.zeros((1, 64, 1, 1), np.float32)}, str(cache / "weights" / f"{name}.safetensors"))
+    monkeypatch.setenv("CWBENCH_CACHE", str(cache))
+    monkeypatch.setattr(lpips_module, "_models", {})  # no network already loaded in this process
+    argv = ["--model", "copy_last", *SMOKE, "--out", str(out_dir), "--set", "eval.metrics=[ssim,lpips]"]
+    code, err = run_cli(argv, capsys)
+    assert code == 2 and "not the pinned" in err and "weights fetch --force" in err and only_one_line(err)
+    assert not (out_dir / "runs").exists()

@@ -23,6 +23,7 @@ from reports.curves import write_curves
 from reports.leaderboard import leaderboard_frame, write_leaderboard_files
 from reports.reference import PAPER_DATASETS, PAPER_MODELS, dataset_order, dataset_title, model_title
 from reports.samples import write_strip
+from reports.significance import significance_frame
 from reports.studies import write_studies
 from reports.table1 import mean_rank_frame, table1_frame, write_mean_rank, write_table1
 from reports.training import write_training
@@ -175,8 +176,8 @@ def write_report(results: Path, out: Path | None = None, variants: bool = False,
     main = [r for r in runs if variants or not r.variant]  # Table 1, ranks, curves, strips
     rows = run_rows(main, aggregate)
     seeds = over_seeds(rows) if len(rows) else None
-    table1 = table1_frame(seeds)
-    report.files += write_table1(table1, out)
+    table1 = table1_frame(seeds, significance_frame(main, seeds, aggregate))
+    report.files += write_table1(table1, out, aggregate)
     report.files += write_mean_rank(table1, out)
     report.mean_rank = mean_rank_frame(table1)
     report.files += write_curves(curves_over_seeds(main, aggregate), out, colors)

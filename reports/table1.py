@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.atomic import write_csv, write_text
-from reports import markdown
+from reports import markdown, significance
 from reports.plotting import new_figure, save
 from reports.ranking import bold_mask, format_rank, mean_rank
 from reports.reference import (
@@ -41,6 +41,7 @@ TABLE1_COLUMNS = [
     "reference",
     "bold",
     "notes",
+    *significance.COLUMNS,  # not_significant, p_value, diff, diff_ci_low, diff_ci_high against the cell's best
 ]
 
 
@@ -76,13 +77,15 @@ def paper_long() -> pd.DataFrame:
     return add_bold(frame)
 
 
-def table1_frame(over_seeds: pd.DataFrame | None) -> pd.DataFrame:
-    """Every preset of our runs, then the paper's rows: columns TABLE1_COLUMNS."""
+def table1_frame(over_seeds: pd.DataFrame | None, sig: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every preset of our runs, then the paper's rows: columns TABLE1_COLUMNS.
+
+    sig: `significance.significance_frame` of the same runs (None: no cell marked)."""
     parts = []
     if over_seeds is not None and len(over_seeds):
         parts += [ours_long(over_seeds, p) for p in sorted(over_seeds["preset"].unique())]
     parts.append(paper_long())
-    frame = pd.concat(parts, ignore_index=True)[TABLE1_COLUMNS]
+    frame = significance.with_significance(pd.concat(parts, ignore_index=True), sig)[TABLE1_COLUMNS]
     return frame.sort_values(["source", "preset", "dataset", "metric", "entry"], kind="stable").reset_index(drop=True)
 
 
@@ -106,7 +109,8 @@ def dataset_table(cell: pd.DataFrame, metrics: list[str], with_seeds: bool) -> s
         for m in metrics:
             if m in sub.index:
                 r = sub.loc[m]
-                row.append(markdown.bold(markdown.number(r["value"], m, key["source"] == "paper"), bool(r["bold"])))
+                text = markdown.bold(markdown.number(r["value"], m, key["source"] == "paper"), bool(r["bold"]))
+                row.append(f"{text} {significance.MARK}" if r["not_significant"] else text)
             else:
                 row.append("–")
         if with_seeds:
@@ -130,7 +134,7 @@ def notes_lines(frame: pd.DataFrame) -> list[str]:
     return [*lines, ""]
 
 
-def table1_markdown(frame: pd.DataFrame) -> str:
+def table1_markdown(frame: pd.DataFrame, aggregate: str = "best") -> str:
     """Markdown: one section per preset of our runs (paper rows as reference), or the paper alone."""
     lines = ["# Table 1", ""]
     lines.append(
@@ -159,13 +163,15 @@ def table1_markdown(frame: pd.DataFrame) -> str:
             lines.append(f"### {dataset_title(dataset)} (`{dataset}`)\n")
             lines.append(dataset_table(cell, metrics, with_seeds=preset is not None))
         if preset is not None:
+            lines.append(significance.legend(aggregate) + "\n")
             lines += notes_lines(ours[ours["preset"] == preset])
+            lines += significance.notes_lines(ours[ours["preset"] == preset])
     return "\n".join(lines)
 
 
-def write_table1(frame: pd.DataFrame, out: Path) -> list[Path]:
+def write_table1(frame: pd.DataFrame, out: Path, aggregate: str = "best") -> list[Path]:
     write_csv(out / "table1.csv", frame)
-    write_text(out / "table1.md", table1_markdown(frame))
+    write_text(out / "table1.md", table1_markdown(frame, aggregate))
     return [out / "table1.csv", out / "table1.md"]
 
 

@@ -58,3 +58,4 @@ def test_hash_identifies_the_run():
     assert a.hash() != resolve_config("cwvae", "mmnist", "smoke", sets=["train.lr=1e-2"]).hash()
     assert a.hash() != resolve_config("cwvae", "mmnist", "smoke", seed=1).hash()
     assert a.hash() == resolve_config("cwvae", "mmnist", "smoke", sets=["train.log_every=5"]).hash()
+    assert a.hash() == resolve_config("cwvae", "mmnist", "smoke", sets=["eval.chunk=7"]).hash()

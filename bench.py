@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """cwbench: train and evaluate video-prediction models open loop.
 
-    python bench.py --model cwvae --dataset mmnist --preset quick
-    python bench.py --list
+python bench.py --model cwvae --dataset mmnist --preset quick
+python bench.py --list
 """
 
 import os

@@ -7,8 +7,8 @@ I3D load their pretrained weights on first call, not at import (weights.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import Tensor
 
@@ -34,5 +34,16 @@ FRAME_METRICS: dict[str, FrameMetric] = {
 
 HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "lpips": False, "fvd": False}
 
-__all__ = ["ssim", "psnr", "ssim_official", "psnr_official", "lpips", "i3d_features", "frechet_distance", "fvd",
-           "FRAME_METRICS", "FrameMetric", "HIGHER_IS_BETTER"]
+__all__ = [
+    "ssim",
+    "psnr",
+    "ssim_official",
+    "psnr_official",
+    "lpips",
+    "i3d_features",
+    "frechet_distance",
+    "fvd",
+    "FRAME_METRICS",
+    "FrameMetric",
+    "HIGHER_IS_BETTER",
+]

@@ -129,10 +129,15 @@ class RSSM(VideoModel):
     @torch.no_grad()
     def predict(self, context: Tensor, horizon: int, n_samples: int = 1) -> Tensor:
         """Open loop: posterior over the context, prior rollout, decoder means."""
-        B, Tc, C, H, W = context.shape
+        return torch.cat(list(self.predict_chunks(context, horizon, n_samples)), dim=2)
+
+    @torch.no_grad()
+    def predict_chunks(self, context: Tensor, horizon: int, n_samples: int = 1, chunk: int = 100):
+        """`predict`, decoded `chunk` frames at a time (the latent rollout is small)."""
+        B = context.shape[0]
         ctx = context.repeat_interleave(n_samples, dim=0)  # (B*n, Tc, C, H, W)
         state = self.observe(ctx)["last"]
         feats = self.imagine(state, horizon)  # (B*n, horizon, F)
-        frames = torch.cat([apply_frames(self.decoder, chunk) for chunk in feats.split(100, dim=1)], 1)
-        frames = (frames + 0.5).clamp(0, 1)  # back from the centred space
-        return frames.unflatten(0, (B, n_samples))  # (B, n, horizon, C, H, W)
+        for part in feats.split(chunk, dim=1):
+            frames = (apply_frames(self.decoder, part) + 0.5).clamp(0, 1)  # back from the centred space
+            yield frames.unflatten(0, (B, n_samples))  # (B, n, chunk, C, H, W)

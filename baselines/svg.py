@@ -232,17 +232,26 @@ class SVG(VideoModel):
     @torch.no_grad()
     def predict(self, context: Tensor, horizon: int, n_samples: int = 1) -> Tensor:
         """Posterior over the context (ground truth), then prior samples with generated frames fed back."""
+        return torch.cat(list(self.predict_chunks(context, horizon, n_samples)), dim=2)
+
+    @torch.no_grad()
+    def predict_chunks(self, context: Tensor, horizon: int, n_samples: int = 1, chunk: int = 100):
+        """`predict`, `chunk` frames at a time: (B, n, <= chunk, C, H, W) each."""
         B = context.shape[0]
         was_training = self.training
         self.eval()  # batch norm on running statistics, whatever mode the caller left
         try:
-            frames = self.rollout(context.repeat_interleave(n_samples, dim=0), horizon)
+            for frames in self.rollout_chunks(context.repeat_interleave(n_samples, dim=0), horizon, chunk):
+                yield frames.clamp(0, 1).unflatten(0, (B, n_samples))  # (B, n, chunk, C, H, W)
         finally:
             self.train(was_training)
-        return frames.clamp(0, 1).unflatten(0, (B, n_samples))  # (B, n, horizon, C, H, W)
 
     def rollout(self, ctx: Tensor, horizon: int) -> Tensor:
         """ctx (N, Tc, C, H, W) -> (N, horizon, C, H, W)."""
+        return torch.cat(list(self.rollout_chunks(ctx, horizon, chunk=max(horizon, 1))), dim=1)
+
+    def rollout_chunks(self, ctx: Tensor, horizon: int, chunk: int):
+        """`rollout`, yielded `chunk` generated frames at a time: (N, <= chunk, C, H, W)."""
         N, Tc = ctx.shape[:2]
         h, skips = self.encoder(ctx.flatten(0, 1))
         h = h.unflatten(0, (N, Tc))  # (N, Tc, g)
@@ -259,6 +268,8 @@ class SVG(VideoModel):
             g, pred_state = self.predictor(torch.cat([h_in, z], -1), pred_state)
             x = self.decoder(g[:, 0], skip)  # (N, C, H, W)
             frames.append(x)
+            if len(frames) == chunk or k == horizon - 1:
+                yield torch.stack(frames, 1)
+                frames = []
             if k < horizon - 1:
                 h_in = self.encoder(x)[0][:, None]  # the generated frame is the next input
-        return torch.stack(frames, 1)

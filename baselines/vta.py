@@ -295,6 +295,12 @@ class VTA(VideoModel):
     def generate(self, context: Tensor, horizon: int) -> tuple[Tensor, Tensor]:
         """Official full_generation. context (N, Tc, C, H, W) in [0, 1] ->
         frames (N, horizon, C, H, W) in [-1, 1] and hard boundaries (N, horizon) in {0, 1}."""
+        feats, reads = self.imagine(context, horizon)
+        frames = torch.cat([apply_frames(self.decoder, chunk) for chunk in feats.split(100, dim=1)], 1)
+        return frames, reads
+
+    def imagine(self, context: Tensor, horizon: int) -> tuple[Tensor, Tensor]:
+        """The latent rollout of `generate`: features (N, horizon, F) and hard boundaries (N, horizon)."""
         c = self.cfg
         N, Tc = context.shape[:2]
         enc = apply_frames(self.encoder, context * 2 - 1)  # (N, Tc, F)
@@ -322,18 +328,22 @@ class VTA(VideoModel):
             reads.append(read[:, 0])
             hard, _ = self.boundary_sampler(self.prior_boundary(obs_feat), self.temperature)
             read = hard[:, :1]
-        feats = torch.stack(feats, 1)  # (N, horizon, F)
-        frames = torch.cat([apply_frames(self.decoder, chunk) for chunk in feats.split(100, dim=1)], 1)
-        return frames, torch.stack(reads, 1)
+        return torch.stack(feats, 1), torch.stack(reads, 1)  # (N, horizon, F), (N, horizon)
 
     @torch.no_grad()
     def predict(self, context: Tensor, horizon: int, n_samples: int = 1) -> Tensor:
+        return torch.cat(list(self.predict_chunks(context, horizon, n_samples)), dim=2)
+
+    @torch.no_grad()
+    def predict_chunks(self, context: Tensor, horizon: int, n_samples: int = 1, chunk: int = 100):
+        """`predict`, decoded `chunk` frames at a time: (B, n, <= chunk, C, H, W) each."""
         B = context.shape[0]
         was_training = self.training
         self.eval()  # batch norm on running statistics, hard boundaries, whatever mode the caller left
         try:
-            frames, _ = self.generate(context.repeat_interleave(n_samples, dim=0), horizon)
+            feats, _ = self.imagine(context.repeat_interleave(n_samples, dim=0), horizon)  # (B*n, horizon, F)
+            for part in feats.split(chunk, dim=1):
+                frames = ((apply_frames(self.decoder, part) + 1) / 2).clamp(0, 1)  # back to [0, 1]
+                yield frames.unflatten(0, (B, n_samples))  # (B, n, chunk, C, H, W)
         finally:
             self.train(was_training)
-        frames = ((frames + 1) / 2).clamp(0, 1)  # back to [0, 1]
-        return frames.unflatten(0, (B, n_samples))  # (B, n, horizon, C, H, W)

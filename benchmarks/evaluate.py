@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from benchmarks.atomic import atomic_open, write_csv
+from benchmarks.memory import fix_mmap_threshold
 from benchmarks.metrics import FRAME_METRICS, HIGHER_IS_BETTER
 from benchmarks.metrics.fvd import MIN_VIDEOS, FVDStream, fvd_lengths
 from benchmarks.metrics.i3d import VERSION as I3D_VERSION
@@ -178,6 +179,7 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
             "prepare longer videos or lower data.test_length"
         )
     check_context(model, e.context, length)
+    fix_mmap_threshold()  # memory flat over the horizon (benchmarks/memory.py)
     fns = metric_functions(cfg)
     model.eval()
     scores: dict[str, list] = {name: [] for name in fns}

@@ -73,6 +73,9 @@ def measure_predict(model, cfg, device, horizon: int, batch: int, warmup: int) -
     from benchmarks.metrics import ssim
     from benchmarks.protocol import open_loop_chunks
 
+    from benchmarks.memory import fix_mmap_threshold
+
+    fix_mmap_threshold()  # as the evaluation does
     context = cfg.eval.context
     shape = (cfg.data.channels, cfg.data.size, cfg.data.size)
     observed = torch.rand(batch, context, *shape, device=device)
@@ -113,7 +116,7 @@ def amp_difference(model, cfg, device, batch: int) -> dict:
         target = test[:, None, context:].expand_as(preds).flatten(0, 2)
         out[f"loss_{name}"] = float(loss)
         out[f"ssim_{name}"] = float(ssim(preds.float().flatten(0, 2), target).mean())
-    out["amp_loss_rel_diff"] = abs(out["loss_bf16"] - out["loss_fp32"]) / abs(out["loss_fp32"])
+    out["amp_loss_rel_diff"] = abs(out["loss_bf16"] - out["loss_fp32"]) / max(abs(out["loss_fp32"]), 1e-12)
     out["amp_ssim_abs_diff"] = abs(out["ssim_bf16"] - out["ssim_fp32"])
     return out
 
@@ -202,6 +205,8 @@ def run_isolated(spec: dict, timeout: float = 3600) -> dict:
         timeout=timeout,
         cwd=Path(__file__).resolve().parents[1],
     )
+    if proc.returncode == -9:
+        return {"error": "killed by SIGKILL (out of memory?); try a smaller --batch"}
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -57,7 +58,7 @@ def main(argv: list[str]) -> int:
     info = machine_info()
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     rows = []
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # logs keep the whole table
     for model in models:
         console.print(f"[bold]{model}[/bold]: training ({args.steps} steps) ...")
         row = {"time": stamp, **info, "device": args.device, "preset": args.preset, "model": model}

@@ -70,10 +70,9 @@ def measure_train(model, cfg, device, steps: int, warmup: int, batch: int) -> di
 
 def measure_predict(model, cfg, device, horizon: int, batch: int, warmup: int) -> dict:
     """Open loop as the evaluation runs it: chunked predictions, each scored and dropped."""
+    from benchmarks.memory import fix_mmap_threshold
     from benchmarks.metrics import ssim
     from benchmarks.protocol import open_loop_chunks
-
-    from benchmarks.memory import fix_mmap_threshold
 
     fix_mmap_threshold()  # as the evaluation does
     context = cfg.eval.context

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -229,7 +230,18 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def run_driver(out: Path, env_extra: dict | None = None, kill_after: float | None = None) -> int:
+def logged_step(out: Path) -> int:
+    """The last step in the run's train.jsonl (0 before the first line)."""
+    logs = list((out / "runs").rglob("train.jsonl")) if (out / "runs").exists() else []
+    try:
+        lines = logs[0].read_text().splitlines() if logs else []
+        return json.loads(lines[-1])["step"] if lines else 0
+    except (json.JSONDecodeError, KeyError, IndexError):
+        return 0  # a line being written
+
+
+def run_driver(out: Path, env_extra: dict | None = None, kill_at_step: int | None = None) -> int:
+    """Run the CLI; with kill_at_step, SIGKILL it as soon as its log reaches that step."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
     proc = subprocess.Popen(
         [sys.executable, "-c", DRIVER, *TRAIN_ARGS, "--out", str(out)],
@@ -238,11 +250,12 @@ def run_driver(out: Path, env_extra: dict | None = None, kill_after: float | Non
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    if kill_after is not None:
-        try:
-            proc.wait(timeout=kill_after)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
+    if kill_at_step is not None:
+        while proc.poll() is None:
+            if logged_step(out) >= kill_at_step:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.01)
     proc.wait()
     return proc.returncode
 
@@ -260,14 +273,11 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path):
     rng = np.random.default_rng(0)
     assert run_driver(out, {"KILL_IN_CKPT": "4"}) == -signal.SIGKILL  # killed during a checkpoint write
     kills = 1
-    for _ in range(3):  # then SIGKILL at random wall-clock points
-        code = run_driver(out, kill_after=float(rng.uniform(4.0, 9.0)))
-        kills += code == -signal.SIGKILL
-        if code == 0:
-            break
-    while (code := run_driver(out)) != 0:
+    for target in sorted(rng.choice(np.arange(5, 14), size=3, replace=False)):  # then at random steps
+        kills += run_driver(out, kill_at_step=int(target)) == -signal.SIGKILL
+    while run_driver(out) != 0:
         pass
-    assert kills >= 2
+    assert kills >= 3
     for (name, a), b in zip(reference.items(), final_weights(out).values()):
         assert torch.equal(a, b), name
     log = [json.loads(line)["step"] for line in next((out / "runs").rglob("train.jsonl")).read_text().splitlines()]

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from models.base import VideoModel, register_model
+from models.nets import eval_mode
 
 
 @dataclass(frozen=True)
@@ -238,13 +239,9 @@ class SVG(VideoModel):
     def predict_chunks(self, context: Tensor, horizon: int, n_samples: int = 1, chunk: int = 100):
         """`predict`, `chunk` frames at a time: (B, n, <= chunk, C, H, W) each."""
         B = context.shape[0]
-        was_training = self.training
-        self.eval()  # batch norm on running statistics, whatever mode the caller left
-        try:
+        with eval_mode(self):  # batch norm on running statistics, whatever mode the caller left
             for frames in self.rollout_chunks(context.repeat_interleave(n_samples, dim=0), horizon, chunk):
                 yield frames.clamp(0, 1).unflatten(0, (B, n_samples))  # (B, n, chunk, C, H, W)
-        finally:
-            self.train(was_training)
 
     def rollout(self, ctx: Tensor, horizon: int) -> Tensor:
         """ctx (N, Tc, C, H, W) -> (N, horizon, C, H, W)."""

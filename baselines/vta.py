@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.base import VideoModel, register_model
-from models.nets import apply_frames, gaussian_kl, gaussian_nll
+from models.nets import apply_frames, eval_mode, gaussian_kl, gaussian_nll
 
 
 @dataclass(frozen=True)
@@ -338,12 +338,8 @@ class VTA(VideoModel):
     def predict_chunks(self, context: Tensor, horizon: int, n_samples: int = 1, chunk: int = 100):
         """`predict`, decoded `chunk` frames at a time: (B, n, <= chunk, C, H, W) each."""
         B = context.shape[0]
-        was_training = self.training
-        self.eval()  # batch norm on running statistics, hard boundaries, whatever mode the caller left
-        try:
+        with eval_mode(self):  # batch norm on running statistics, hard boundaries, whatever mode the caller left
             feats, _ = self.imagine(context.repeat_interleave(n_samples, dim=0), horizon)  # (B*n, horizon, F)
             for part in feats.split(chunk, dim=1):
                 frames = ((apply_frames(self.decoder, part) + 1) / 2).clamp(0, 1)  # back to [0, 1]
                 yield frames.unflatten(0, (B, n_samples))  # (B, n, chunk, C, H, W)
-        finally:
-            self.train(was_training)

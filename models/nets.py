@@ -6,6 +6,8 @@ The encoder and decoder follow Appendix C of the CW-VAE paper and the official c
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -57,6 +59,18 @@ class ConvDecoder(nn.Module):
             if i < len(self.deconvs) - 1:
                 x = F.leaky_relu(x, 0.2)
         return torch.tanh(x) if self.out_activation == "tanh" else x  # (N, C, 64, 64)
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """Run a block with `module` in eval mode (batch norm on running statistics, hard
+    samples), restoring whatever mode the caller had left it in."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 def apply_frames(net: nn.Module, video: Tensor) -> Tensor:

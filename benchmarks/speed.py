@@ -120,39 +120,28 @@ def amp_difference(model, cfg, device, batch: int) -> dict:
     return out
 
 
+def frames_per_s(fn, frames: int, device) -> float:
+    """Throughput of `fn()` on `frames` frames, timed after one untimed call."""
+    fn()
+    sync(device)
+    tic = time.perf_counter()
+    fn()
+    sync(device)
+    return frames / (time.perf_counter() - tic)
+
+
 def measure_metrics(device, frames: int = 256) -> dict:
     from benchmarks.metrics import psnr, ssim
 
     x = torch.rand(frames, 1, 64, 64, device=device)
     y = torch.rand(frames, 1, 64, 64, device=device)
-    out = {}
-    for name, fn in (("ssim_psnr", lambda: (ssim(x, y), psnr(x, y))),):
-        fn()
-        sync(device)
-        tic = time.perf_counter()
-        fn()
-        sync(device)
-        out[f"{name}_frames_per_s"] = frames / (time.perf_counter() - tic)
-    try:  # learned metrics, when their weights are available
-        from benchmarks import metrics
+    out = {"ssim_psnr_frames_per_s": frames_per_s(lambda: (ssim(x, y), psnr(x, y)), frames, device)}
+    try:  # learned metrics: their weights are fetched on first use
+        from benchmarks.metrics import i3d_features, lpips
 
-        lpips_fn = getattr(metrics, "lpips", None)
-        if lpips_fn is not None:
-            lpips_fn(x[:64], y[:64])
-            sync(device)
-            tic = time.perf_counter()
-            lpips_fn(x[:64], y[:64])
-            sync(device)
-            out["lpips_frames_per_s"] = 64 / (time.perf_counter() - tic)
-        i3d = getattr(metrics, "i3d_features", None)
-        if i3d is not None:
-            videos = torch.rand(2, 16, 1, 64, 64, device=device)
-            i3d(videos)
-            sync(device)
-            tic = time.perf_counter()
-            i3d(videos)
-            sync(device)
-            out["i3d_frames_per_s"] = 32 / (time.perf_counter() - tic)
+        out["lpips_frames_per_s"] = frames_per_s(lambda: lpips(x[:64], y[:64]), 64, device)
+        videos = torch.rand(2, 16, 1, 64, 64, device=device)
+        out["i3d_frames_per_s"] = frames_per_s(lambda: i3d_features(videos), 32, device)
     except Exception as e:  # noqa: BLE001 - a missing weight must not hide the other numbers
         out["metrics_note"] = f"learned metrics unavailable: {type(e).__name__}: {str(e)[:80]}"
     return out

@@ -129,11 +129,9 @@ class Dataset:
         info = self.manifest()["splits"][split]
         path = self.directory / info["file"]
         stamp_path = self.directory / f".verified-{split}.json"
-        stat = path.stat()
-        stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": info["sha256"]}
         if stamp_path.exists():
             try:
-                if json.loads(stamp_path.read_text()) == stamp:
+                if json.loads(stamp_path.read_text()) == verified_stamp(path, info["sha256"]):
                     return
             except json.JSONDecodeError:
                 pass
@@ -143,7 +141,13 @@ class Dataset:
                 f"{path}: sha256 {digest[:12]}... does not match the manifest's {info['sha256'][:12]}... "
                 f"(corrupt or truncated); delete {self.directory} and run: {self.prepare_command()}"
             )
-        write_json(stamp_path, stamp)
+        write_json(stamp_path, verified_stamp(path, digest))
+
+
+def verified_stamp(path: Path, sha256: str) -> dict:
+    """What `Dataset.verify` remembers of a file whose sha256 matched: its size and mtime."""
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256}
 
 
 def record_split(directory: Path, split: str, path: Path, source: dict) -> None:
@@ -151,15 +155,17 @@ def record_split(directory: Path, split: str, path: Path, source: dict) -> None:
     manifest_path = directory / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"splits": {}}
     arr = np.load(path, mmap_mode="r")
+    digest = sha256_file(path)
     manifest["splits"][split] = {
         "file": path.name,
         "shape": list(arr.shape),
         "dtype": "uint8",
         "videos": int(arr.shape[0]),
         "frames": int(arr.shape[0] * arr.shape[1]),
-        "sha256": sha256_file(path),
+        "sha256": digest,
     }
     manifest["source"] = source
+    write_json(directory / f".verified-{split}.json", verified_stamp(path, digest))  # just hashed: no re-hash
     write_json(manifest_path, manifest)
 
 

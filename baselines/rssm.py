@@ -78,6 +78,7 @@ class RSSM(VideoModel):
     """RSSM video model. `loss` is PlaNet's objective per frame; `predict` is open loop."""
 
     config_class = RSSMConfig
+    paper_label = "RSSM"
 
     def __init__(self, **hparams):
         super().__init__(**hparams)

@@ -25,6 +25,8 @@ class VideoModel(torch.nn.Module):
     """
 
     config_class: ClassVar[type | None] = None
+    # the model's row label in the paper's Table 1; None = not part of the paper's comparison
+    paper_label: ClassVar[str | None] = None
 
     def __init__(self, **hparams):
         super().__init__()

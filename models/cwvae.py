@@ -237,10 +237,14 @@ class CWVAE(VideoModel):
 class CWVAEModel(CWVAE):
     """CW-VAE with the paper's temporal abstraction (factor 6, 3 levels at the paper preset)."""
 
+    paper_label = "CW-VAE"
+
 
 @register_model("notmpabs")
 class NoTmpAbs(CWVAE):
     """CW-VAE without temporal abstraction: every level ticks every frame (factor 1)."""
+
+    paper_label = "NoTmpAbs"
 
     def __init__(self, **hparams):
         if hparams.get("factor", 1) != 1:

@@ -9,7 +9,7 @@ import pytest
 from benchmarks.commands import params as params_cmd
 from benchmarks.config import model_yaml
 from datasets import dataset_names
-from models import build_model
+from models import build_model, get_model_class
 
 # Table D.2 of the paper (trainable parameters, small / large version), as printed.
 TABLE_D2 = {
@@ -85,3 +85,9 @@ def test_params_command_table_and_bad_model(capsys):
     assert "vta" in shown and "2,752,581" in shown
     assert params_cmd.main(["--model", "nope"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name,label", [("cwvae", "CW-VAE"), ("notmpabs", "NoTmpAbs"), ("rssm", "RSSM")])
+def test_paper_label_names_the_table1_row(name, label):
+    assert get_model_class(name).paper_label == label
+    assert get_model_class("copy_last").paper_label is None  # a reference, outside the paper's comparison

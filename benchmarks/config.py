@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
-import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +25,12 @@ from typing import Any
 
 import yaml
 
+from rundir.run import eval_key, run_path
+
 CONFIG_DIR = Path(__file__).parent / "configs"
-PRESETS = ("smoke", "quick", "paper")
+# The one default preset of the CLI, `build_model`, `resolve_config` and `check-model`: a model
+# you can train on a CPU in minutes (smoke is for tests, paper for a GPU).
+DEFAULT_PRESET = "quick"
 SECTIONS = ("model", "data", "train", "eval")
 
 
@@ -235,14 +237,12 @@ class RunConfig:
         return d
 
     def hash(self) -> str:
-        """Identity of a run: every setting that changes its result (the data root excluded)."""
-        d = self.to_dict()
-        d["data"].pop("root", None)
-        for k in ("log_every", "ckpt_every", "num_threads"):
-            d["train"].pop(k, None)
-        d["eval"].pop("chunk", None)  # results do not depend on it (tests/test_protocol.py)
-        blob = json.dumps(d, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:8]
+        """Identity of the run: its eval key (rundir/run.py), the last part of its directory name."""
+        return eval_key(self.to_dict())
+
+    def run_dir(self, out: Path) -> Path:
+        """<out>/runs/<dataset>/<model>/<preset>-s<seed>-<hash>."""
+        return run_path(out, self.to_dict())
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -296,7 +296,7 @@ def _model_yaml(model_cls, model: str) -> dict:
 def resolve_config(
     model: str,
     dataset: str = "mmnist",
-    preset: str = "smoke",
+    preset: str = DEFAULT_PRESET,
     sets: list[str] | tuple[str, ...] = (),
     seed: int = 0,
     overrides: dict | None = None,
@@ -368,9 +368,10 @@ def resolve_config(
 
     sha = ""
     if ":" in model:
-        from models.plugins import file_sha256, split_model_spec
+        from models.plugins import split_model_spec
+        from rundir.atomic import sha256_file
 
-        sha = file_sha256(split_model_spec(model)[0])
+        sha = sha256_file(split_model_spec(model)[0])
     return RunConfig(
         model_name=model,
         dataset=dataset,
@@ -382,6 +383,39 @@ def resolve_config(
         eval=build_dataclass(EvalConfig, merged["eval"], "eval"),
         model_file_sha256=sha,
     )
+
+
+def resolve_data_config(name: str, preset: str | None = None, sets: list[str] | tuple[str, ...] = ()):
+    """A dataset's config alone: its YAML (+ the preset's and the YAML's `presets:` data sections,
+    + `--set data.k=v`). None for `preset`: the dataset's own YAML, as the paper preset has it."""
+    from datasets.base import get_dataset_class
+
+    try:
+        cls = get_dataset_class(name)
+    except KeyError as e:
+        raise ConfigError(e.args[0]) from None
+    d_yaml = dataset_yaml(name)
+    values = dict(d_yaml.get("data") or {})
+    if preset:
+        if preset not in preset_names():
+            raise ConfigError(f"unknown preset {preset!r}; valid: {', '.join(preset_names())}")
+        values = merge(values, load_yaml(CONFIG_DIR / "presets" / f"{preset}.yaml").get("data") or {})
+        values = merge(values, ((d_yaml.get("presets") or {}).get(preset) or {}).get("data") or {})
+    for item in sets:
+        keys, value = parse_set(item)
+        if len(keys) != 2 or keys[0] != "data":
+            raise ConfigError(f"--set {item!r}: only data.KEY=VALUE applies to a dataset")
+        values[keys[1]] = value
+    return build_dataclass(cls.config_class, {**values, "name": name}, "data")
+
+
+def build_model(name: str, dataset: str = "mmnist", preset: str = DEFAULT_PRESET, **overrides):
+    """A ready model: `name` at `preset` for `dataset`, with `model.*` keys overridden
+    (re-exported as `models.build_model`).
+
+    >>> model = build_model("cwvae", dataset="mmnist", preset="paper")
+    """
+    return resolve_config(model=name, dataset=dataset, preset=preset, overrides={"model": overrides}).build_model()
 
 
 def config_from_dict(d: dict) -> RunConfig:

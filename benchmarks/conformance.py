@@ -1,7 +1,8 @@
 """The conformance kit: does a model keep the VideoModel contract the harness relies on?
 
-`run_checks("path/to/file.py:Name")` (or a registered name) builds the model at the smoke
-preset's sizes and runs, in seconds on a CPU, on synthetic moving-square videos:
+`run_checks("path/to/file.py:Name")` (or a registered name) builds the model at a preset's
+sizes (the default preset unless told; smoke is the fastest) and runs, in seconds on a CPU,
+on synthetic moving-square videos:
 
     construct     builds with no arguments and from its resolved config
     loss          loss(video) returns a finite scalar and (trainable models) finite gradients
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from benchmarks.config import DEFAULT_PRESET
 from benchmarks.protocol import ProtocolError, open_loop, open_loop_chunks, to_video_tensor
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
@@ -39,7 +41,7 @@ CHECKS: dict[str, str] = {
     "seeded": "the same seed gives the same samples",
     "chunked": "predict_chunks yields the same predictions as predict",
     "context_only": "frames after the context do not change predictions",
-    "training": "a few smoke steps lower the loss",
+    "training": "a few Adam steps lower the loss",
     "checkpoint": "a state_dict round trip gives the same predictions",
 }
 
@@ -59,7 +61,7 @@ class KitConfig:
     n_samples: int = 2  # samples per video
     steps: int = 5  # Adam steps on one fixed batch for the training check
     seed: int = 0  # seeds the model's initialisation, the videos and the sampling
-    preset: str = "smoke"  # the preset whose model sizes are built (small and fast)
+    preset: str = DEFAULT_PRESET  # the preset whose model sizes are built
 
 
 @dataclass

@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks.atomic import atomic_open, write_csv
 from benchmarks.memory import fix_mmap_threshold
-from benchmarks.metrics import FRAME_METRICS, HIGHER_IS_BETTER
+from benchmarks.metrics import FRAME_METRICS
 from benchmarks.metrics.fvd import MIN_VIDEOS, FVDStream, fvd_lengths
 from benchmarks.metrics.i3d import VERSION as I3D_VERSION
-from benchmarks.protocol import ProtocolError, check_context, frame_scores, mean_ci, open_loop_chunks, to_video_tensor
+from benchmarks.protocol import ProtocolError, check_context, frame_scores, open_loop_chunks, to_video_tensor
+from rundir.run import write_evaluation
+from rundir.stats import AGGREGATES, METRICS, best_sample, metric_info, reduce_samples, t_interval
 
 
 def metric_functions(cfg) -> dict:
@@ -29,9 +30,9 @@ def metric_functions(cfg) -> dict:
             continue  # set-level metrics (FVD) are computed elsewhere
         metric = FRAME_METRICS[name]
         fns[name] = metric.official if (cfg.eval.mode == "official" and metric.official) else metric.fn
-    unknown = [m for m in cfg.eval.metrics if m not in FRAME_METRICS and m not in HIGHER_IS_BETTER]
+    unknown = [m for m in cfg.eval.metrics if m not in METRICS]
     if unknown:
-        raise ProtocolError(f"unknown metric(s) {unknown} in eval.metrics; valid: {sorted(HIGHER_IS_BETTER)}")
+        raise ProtocolError(f"unknown metric(s) {unknown} in eval.metrics; valid: {sorted(METRICS)}")
     return fns
 
 
@@ -39,70 +40,19 @@ def aggregate(scores: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame
     """scores {metric: (N, n_samples, horizon)} -> (curves, summary) tables."""
     curve_rows, summary_rows = [], []
     for name, s in scores.items():
-        higher = HIGHER_IS_BETTER.get(name, True)
-        per_sample = s.mean(-1)  # (N, n): time-averaged score of each sample
-        best_idx = per_sample.argmax(1) if higher else per_sample.argmin(1)
-        variants = {
-            "best": s[np.arange(len(s)), best_idx],  # (N, horizon)
-            "mean": s.mean(1),  # (N, horizon)
-        }
-        for agg, v in variants.items():
-            mean, lo, hi = mean_ci(v, axis=0)
+        higher = metric_info(name).higher_is_better
+        for agg in AGGREGATES:
+            v = reduce_samples(s, agg, higher)  # (N, horizon)
+            mean, lo, hi = t_interval(v, axis=0)
             for t in range(v.shape[1]):
                 curve_rows.append(
                     dict(metric=name, aggregate=agg, t=t + 1, mean=mean[t], ci_low=lo[t], ci_high=hi[t], n=len(v))
                 )
-            m, lo, hi = mean_ci(v.mean(1), axis=0)  # over videos of the time-averaged score
+            m, lo, hi = t_interval(v.mean(1))  # over videos of the time-averaged score
             summary_rows.append(
                 dict(metric=name, aggregate=agg, value=float(m), ci_low=float(lo), ci_high=float(hi), n=len(v))
             )
     return pd.DataFrame(curve_rows), pd.DataFrame(summary_rows)
-
-
-def per_example_table(arrays: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Long table: one row per (metric, example, sample, t) with the score."""
-    frames = []
-    for name, s in arrays.items():
-        N, n, h = s.shape
-        ex, sa, t = np.meshgrid(np.arange(N), np.arange(n), np.arange(1, h + 1), indexing="ij")
-        frames.append(
-            pd.DataFrame(
-                {"metric": name, "example": ex.ravel(), "sample": sa.ravel(), "t": t.ravel(), "value": s.ravel()}
-            )
-        )
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def write_per_example(eval_dir: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """eval/per_example.parquet (pyarrow installed) or eval/per_example.npz: every score, so any
-    number of a report can be recomputed. Read either back with `read_per_example`."""
-    try:
-        import pyarrow  # noqa: F401
-
-        path = eval_dir / "per_example.parquet"
-        with atomic_open(path, "wb") as f:
-            per_example_table(arrays).to_parquet(f, index=False)
-    except ImportError:
-        path = eval_dir / "per_example.npz"
-        with atomic_open(path, "wb") as f:
-            np.savez_compressed(f, **arrays)  # {metric: (N, n_samples, horizon)}
-    return path
-
-
-def read_per_example(eval_dir: Path) -> dict[str, np.ndarray]:
-    """{metric: (N, n_samples, horizon)} from either per-example format."""
-    eval_dir = Path(eval_dir)
-    if (eval_dir / "per_example.parquet").exists():
-        table = pd.read_parquet(eval_dir / "per_example.parquet")
-        out = {}
-        for name, g in table.groupby("metric", sort=False):
-            N, n, h = g["example"].max() + 1, g["sample"].max() + 1, g["t"].max()
-            arr = np.full((N, n, h), np.nan)
-            arr[g["example"], g["sample"], g["t"] - 1] = g["value"]
-            out[name] = arr
-        return out
-    with np.load(eval_dir / "per_example.npz") as z:
-        return {k: z[k] for k in z.files}
 
 
 def paper_fvd_setting(cfg) -> tuple[int, int] | None:
@@ -152,8 +102,7 @@ def fvd_tables(
     best = None
     if arrays:  # best-of-N by the first per-frame metric, as `aggregate` picks it
         name, s = next(iter(arrays.items()))
-        per_sample = s[: stream.n_videos].mean(-1)  # (N, n)
-        best = per_sample.argmax(1) if HIGHER_IS_BETTER.get(name, True) else per_sample.argmin(1)
+        best = best_sample(s[: stream.n_videos], metric_info(name).higher_is_better)  # (N,)
     values = stream.result(best) if stream.lengths else {frames: (np.nan, np.nan)}  # {L: (pooled, best)}
     curve_rows, summary_rows = [], []
     for length, (pooled, chosen) in values.items():
@@ -244,11 +193,8 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
         fvd_curves, fvd_summary = fvd_tables(fvd[0], arrays, fvd[1], frames)
         curves = pd.concat([curves, fvd_curves], ignore_index=True)
         summary = pd.concat([summary, fvd_summary], ignore_index=True)
-    write_per_example(run_dir / "eval", arrays)
-    write_csv(run_dir / "eval" / "curves.csv", curves)
-    if saved_gt:
-        with atomic_open(run_dir / "samples" / "samples.npz", "wb") as f:
-            # gt (S, T, H, W, C) and pred (S, n_samples, horizon, H, W, C), uint8
-            np.savez_compressed(f, gt=np.concatenate(saved_gt), pred=np.concatenate(saved_pred), context=e.context)
-    write_csv(run_dir / "eval" / "summary.csv", summary)  # written last: marks the evaluation complete
+    samples = None
+    if saved_gt:  # gt (S, T, H, W, C) and pred (S, n_samples, horizon, H, W, C), uint8
+        samples = {"gt": np.concatenate(saved_gt), "pred": np.concatenate(saved_pred), "context": e.context}
+    write_evaluation(run_dir, curves, summary, arrays, samples)  # summary.csv last: marks it complete
     return summary

@@ -2,24 +2,43 @@
 
 from __future__ import annotations
 
+import platform
+import subprocess
 import time
 from pathlib import Path
 
 import torch
 
 from benchmarks import distributed
+from benchmarks.config import ConfigError
 from benchmarks.evaluate import evaluate
 from benchmarks.protocol import ProtocolError, check_context
-from benchmarks.runs import check_writable, machine_info, run_dir, update_status, write_config
 from benchmarks.trainer import CHECKPOINT, build_seeded, train
 from datasets import get_dataset
+from rundir.run import check_writable, update_status, write_config
+
+
+def machine_info() -> dict:
+    """Where a run or a measurement was made: host, CPU, torch version, git commit."""
+    info = {"machine": platform.node(), "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
+    try:
+        info["git_commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        info["git_commit"] = ""
+    return info
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
+        raise ConfigError(
             f"--device {name}: CUDA is not available on this machine (torch {torch.__version__}); use --device cpu"
         )
     return torch.device(name)
@@ -63,7 +82,7 @@ def run_one(cfg, out: Path, device: str = "cpu", progress: bool = True, force: b
     check_writable(out)
     dev = distributed.init_from_env(resolve_device(device))
     rank, _ = distributed.world()
-    directory = run_dir(out, cfg)
+    directory = cfg.run_dir(out)
     dataset = get_dataset(cfg.data)
     dataset.ensure_ready(progress=progress)  # generates Moving MNIST; others must be prepared
     if is_finished(directory) and not force:
@@ -85,7 +104,7 @@ def run_one(cfg, out: Path, device: str = "cpu", progress: bool = True, force: b
         )
     directory.mkdir(parents=True, exist_ok=True)
     if rank == 0:
-        write_config(directory, cfg)
+        write_config(directory, cfg.to_dict())
         update_status(directory, params=model.num_params(), model=cfg.model_name, device=str(dev), **machine_info())
     result = train(model, cfg, train_videos, directory, dev, progress=progress, force=force)
     if rank != 0:

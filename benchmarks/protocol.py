@@ -8,7 +8,6 @@ and checks what comes back. `evaluate` streams over a test split with it.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -138,16 +137,3 @@ def frame_scores(preds: Tensor, target: Tensor, metric_fns: dict) -> dict[str, T
     tgt = target[:, None].expand_as(preds)
     flat_p, flat_t = preds.flatten(0, 2), tgt.flatten(0, 2)  # (B*n*h, C, H, W)
     return {name: fn(flat_p, flat_t).reshape(B, n, h).cpu() for name, fn in metric_fns.items()}
-
-
-def mean_ci(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and a 95% t-interval over `axis`."""
-    from scipy import stats
-
-    n = values.shape[axis]
-    mean = values.mean(axis)
-    if n < 2:
-        return mean, mean.copy(), mean.copy()
-    sem = values.std(axis, ddof=1) / math.sqrt(n)
-    half = stats.t.ppf(0.975, n - 1) * sem
-    return mean, mean - half, mean + half

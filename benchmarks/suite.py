@@ -19,34 +19,40 @@ A suite is benchmarks/configs/suites/<NAME>.yaml (or a path to a YAML file):
         set: [model.levels=2]
         context: 36          # eval.context; with `horizon`: data.test_length = context + horizon[preset]
         eval_of: 3 levels    # evaluate the model trained by the run labelled so (same seed): no training
+    stand_in:                # a dataset used in place of one that is not prepared, with a note
+      mmnist_official: mmnist
 
 Every run is an ordinary run directory (benchmarks/pipeline.py). Finished runs are
 skipped, so a killed suite is simply run again. Models this checkout does not have and
 datasets that are not prepared are skipped, listed with the command that prepares them,
-and written to <out>/suites/<NAME>.json, which the report shows. Runs go through an
-executor: in this process one at a time (--jobs 1), N local processes (--jobs N,
-concurrent.futures), or SLURM jobs through submitit (--launcher slurm). There is no
-scheduler of our own.
+and written to <out>/suites/<NAME>.json, which the report shows; so is a dataset that
+stood in for another. Runs go through an executor: in this process one at a time
+(--jobs 1), N local processes (--jobs N, concurrent.futures), or SLURM jobs through
+submitit (--launcher slurm). There is no scheduler of our own.
+
+This is a library: `run_suite` raises on bad input (ConfigError, PermissionError) and
+reports progress through callbacks; `bench.py --suite` (benchmarks/commands/run.py) prints,
+writes the report and turns errors into exit codes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
-import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.config import CONFIG_DIR, ConfigError, load_yaml, resolve_config
+from benchmarks.config import CONFIG_DIR, DEFAULT_PRESET, ConfigError, load_yaml, resolve_config
+from rundir.run import EVAL_ONLY, train_key
 
 SUITE_DIR = CONFIG_DIR / "suites"
-SUITE_KEYS = {"description", "preset", "seeds", "horizon", "grid", "runs"}
+SUITE_KEYS = {"description", "preset", "seeds", "horizon", "grid", "runs", "stand_in"}
 GRID_KEYS = {"models", "datasets", "set"}
 RUN_KEYS = {"model", "dataset", "label", "set", "context", "eval_of"}
-# what an eval_of run may change relative to the run that trained its model
-EVAL_ONLY_KEYS = ("eval", "data.test_length", "data.n_test")
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class Plan:
     finished: list[str] = field(default_factory=list)
     missing_models: list[dict] = field(default_factory=list)
     missing_datasets: list[dict] = field(default_factory=list)
+    substitutes: list[dict] = field(default_factory=list)  # {dataset, used, command, note}: a stand-in was used
 
 
 # ---------------------------------------------------------------- the YAML
@@ -101,6 +108,8 @@ def load_suite(name: str) -> tuple[str, dict]:
         _check_keys(run, RUN_KEYS, f"suite {name} runs[{i}]")
     if not spec.get("grid") and not spec.get("runs"):
         raise ConfigError(f"suite {name} lists no runs: give `grid:` (models x datasets) or `runs:`")
+    if not isinstance(spec.get("stand_in") or {}, dict):
+        raise ConfigError(f"suite {name} stand_in must map a dataset to the one used in its place")
     return name, spec
 
 
@@ -148,18 +157,39 @@ def expand(spec: dict, preset: str, seeds: int, extra_sets: list[str] = ()) -> l
 # ---------------------------------------------------------------- planning
 
 
-def _without_eval(cfg) -> dict:
-    d = cfg.to_dict()
-    d.pop("eval")
-    for key in ("test_length", "n_test", "root"):
-        d["data"].pop(key, None)
-    return d
+def stand_ins(spec: dict, preset: str, progress: bool = True) -> tuple[dict[str, str], list[dict]]:
+    """{dataset: the dataset used in its place} for each `stand_in` dataset that is not prepared,
+    and one note per substitution (for the manifest and the report)."""
+    from benchmarks.config import resolve_data_config
+    from datasets import DatasetCorrupt, DatasetNotReady, dataset_names, get_dataset
+
+    used, notes = {}, []
+    for wanted, fallback in (spec.get("stand_in") or {}).items():
+        if wanted in dataset_names():
+            dataset = get_dataset(resolve_data_config(wanted, preset))
+            try:
+                dataset.ensure_ready(progress=progress)
+                continue  # prepared: the suite uses it
+            except (DatasetNotReady, DatasetCorrupt):
+                command = dataset.prepare_command()
+        else:
+            command = f"(dataset {wanted!r} is not available in this checkout)"
+        used[wanted] = str(fallback)
+        notes.append(
+            {
+                "dataset": wanted,
+                "used": str(fallback),
+                "command": command,
+                "note": f"{wanted} is not prepared: its runs use {fallback} instead, which is not the same "
+                f"test set (prepare it with `{command}` and run the suite again)",
+            }
+        )
+    return used, notes
 
 
 def plan_suite(name: str, spec: dict, preset: str, seeds: int, out: Path, extra_sets=(), progress=True) -> Plan:
     """Resolve every run, prepare generated datasets, and group what is left to do into chains."""
     from benchmarks.pipeline import is_finished
-    from benchmarks.runs import run_dir
     from datasets import DatasetCorrupt, DatasetNotReady, dataset_names, get_dataset
     from models import model_names
 
@@ -167,7 +197,10 @@ def plan_suite(name: str, spec: dict, preset: str, seeds: int, out: Path, extra_
     known_models, known_datasets = set(model_names()), set(dataset_names())
     resolved: list[tuple[RunSpec, object]] = []
     data_state: dict[str, str] = {}  # dataset directory -> "" ready, else the reason
+    substitute, plan.substitutes = stand_ins(spec, preset, progress)
     for s in expand(spec, preset, seeds, extra_sets):
+        if s.dataset in substitute:
+            s = dataclasses.replace(s, dataset=substitute[s.dataset])
         if s.model not in known_models and ":" not in s.model:
             item = {"model": s.model, "reason": "not registered in this checkout"}
             if item not in plan.missing_models:
@@ -197,17 +230,17 @@ def plan_suite(name: str, spec: dict, preset: str, seeds: int, out: Path, extra_
     by_label = {(s.label, s.seed, s.dataset): (s, cfg) for s, cfg in resolved if s.label and not s.eval_of}
     chains: dict[str, list] = {}
     for s, cfg in resolved:
-        directory = run_dir(out, cfg)
+        directory = cfg.run_dir(out)
         if s.eval_of:
             base = by_label.get((s.eval_of, s.seed, s.dataset))
             if base is None:
                 continue  # its base run was skipped (missing model or dataset)
-            if _without_eval(base[1]) != _without_eval(cfg):
+            if train_key(base[1].to_dict()) != train_key(cfg.to_dict()):
                 raise ConfigError(
                     f"suite {name}: {s.name} has eval_of {s.eval_of!r} but changes more than "
-                    f"{', '.join(EVAL_ONLY_KEYS)}; give it its own training (drop eval_of)"
+                    f"{', '.join(EVAL_ONLY)}; give it its own training (drop eval_of)"
                 )
-            chain_key = str(run_dir(out, base[1]))
+            chain_key = str(base[1].run_dir(out))
         else:
             base = None
             chain_key = str(directory)
@@ -223,8 +256,8 @@ def plan_suite(name: str, spec: dict, preset: str, seeds: int, out: Path, extra_
 
 
 def copy_checkpoint(base_dir: Path, directory: Path) -> None:
-    from benchmarks.atomic import atomic_open
     from benchmarks.trainer import CHECKPOINT
+    from rundir.atomic import atomic_open
 
     with open(base_dir / CHECKPOINT, "rb") as src, atomic_open(directory / CHECKPOINT, "wb") as dst:
         shutil.copyfileobj(src, dst)
@@ -235,7 +268,7 @@ def execute_chain(chain: list[tuple], out: str, device: str, progress: bool, thr
     import torch
 
     from benchmarks.pipeline import is_finished, run_one
-    from benchmarks.runs import run_dir, update_status
+    from rundir.run import update_status
 
     if threads:
         torch.set_num_threads(threads)
@@ -243,10 +276,10 @@ def execute_chain(chain: list[tuple], out: str, device: str, progress: bool, thr
     results = []
     for spec, cfg, base_cfg in chain:
         tic = time.perf_counter()
-        directory = run_dir(out_path, cfg)
+        directory = cfg.run_dir(out_path)
         try:
             if base_cfg is not None:
-                base_dir = run_dir(out_path, base_cfg)
+                base_dir = base_cfg.run_dir(out_path)
                 if not is_finished(base_dir):
                     raise RuntimeError(f"the run whose model it evaluates ({spec.eval_of}) did not finish")
                 directory.mkdir(parents=True, exist_ok=True)
@@ -279,12 +312,18 @@ def execute_chain(chain: list[tuple], out: str, device: str, progress: bool, thr
 # ---------------------------------------------------------------- executors
 
 
-def run_local(chains, out: Path, device: str, jobs: int, progress: bool) -> list[dict]:
+def _quiet(result: dict) -> None:
+    pass
+
+
+def run_local(
+    chains, out: Path, device: str, jobs: int, progress: bool, on_result: Callable[[dict], None] = _quiet
+) -> list[dict]:
     if jobs <= 1:
         results = []
         for chain in chains:
             for r in execute_chain(chain, str(out), device, progress):
-                print_result(r)
+                on_result(r)
                 results.append(r)
         return results
     import concurrent.futures
@@ -297,25 +336,40 @@ def run_local(chains, out: Path, device: str, jobs: int, progress: bool) -> list
         futures = [pool.submit(execute_chain, chain, str(out), device, False, threads) for chain in chains]
         for future in concurrent.futures.as_completed(futures):
             for r in future.result():
-                print_result(r)
+                on_result(r)
                 results.append(r)
     return results
 
 
-def run_slurm(chains, out: Path, device: str, args, cluster: str | None = None) -> list[dict]:
+@dataclass(frozen=True)
+class SlurmOptions:
+    partition: str | None = None  # SLURM partition
+    time: int = 24 * 60  # minutes per job
+    gpus: int = 0  # GPUs per job
+    cpus_per_task: int = 4
+
+
+def run_slurm(
+    chains,
+    out: Path,
+    device: str,
+    options: SlurmOptions = SlurmOptions(),
+    cluster: str | None = None,
+    on_result: Callable[[dict], None] = _quiet,
+) -> list[dict]:
     """One SLURM job per chain through submitit; waits for them. cluster='debug' runs them here (tests)."""
     import submitit
 
     folder = out / "slurm" / "%j"
     executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
     params = {
-        "timeout_min": int(getattr(args, "time", None) or 24 * 60),
+        "timeout_min": int(options.time),
         "name": "cwbench",
-        "gpus_per_node": int(getattr(args, "gpus", None) or 0),
-        "cpus_per_task": int(getattr(args, "cpus_per_task", None) or 4),
+        "gpus_per_node": int(options.gpus),
+        "cpus_per_task": int(options.cpus_per_task),
     }
-    if getattr(args, "partition", None):
-        params["slurm_partition"] = args.partition
+    if options.partition:
+        params["slurm_partition"] = options.partition
     executor.update_parameters(**params)
     jobs = []
     with executor.batch():
@@ -335,23 +389,16 @@ def run_slurm(chains, out: Path, device: str, args, cluster: str | None = None) 
                 {"run": s.name, "status": "failed", "error": f"SLURM job {job.job_id}: {e}"} for s, _, _ in chain
             ]
         for r in chain_results:
-            print_result(r)
+            on_result(r)
             results.append(r)
     return results
-
-
-def print_result(r: dict) -> None:
-    if r["status"] == "done":
-        print(f"  done    {r['run']}  ({r.get('seconds', 0):.0f} s)")
-    else:
-        print(f"  FAILED  {r['run']}: {r['error']}")
 
 
 # ---------------------------------------------------------------- the command
 
 
 def write_manifest(plan: Plan, results: list[dict], out: Path) -> Path:
-    from benchmarks.atomic import write_json
+    from rundir.atomic import write_json
 
     path = out / "suites" / f"{plan.suite}.json"
     write_json(
@@ -365,57 +412,54 @@ def write_manifest(plan: Plan, results: list[dict], out: Path) -> Path:
             "failed": [{"run": r["run"], "error": r["error"]} for r in results if r["status"] != "done"],
             "missing_models": plan.missing_models,
             "missing_datasets": plan.missing_datasets,
+            "stand_ins": plan.substitutes,
         },
     )
     return path
 
 
-def main(args) -> int:
-    """`bench.py --suite NAME`: plan, run what is missing, write the manifest and the report."""
-    from benchmarks.cli import fail
+@dataclass
+class SuiteOutcome:
+    plan: Plan
+    results: list[dict]  # one per run done now: run, dir, status (done | failed), seconds or error
+    manifest: Path  # <out>/suites/<name>.json
 
-    out = Path(args.out)
-    try:
-        name, spec = load_suite(args.suite)
-        preset = args.preset or spec.get("preset", "quick")
-        seeds = int(args.seeds if args.seeds is not None else spec.get("seeds", 1))
-        if seeds < 1:
-            raise ConfigError(f"--seeds must be >= 1, got {seeds}")
-        if args.launcher not in ("local", "slurm"):
-            raise ConfigError(f"--launcher must be local or slurm, got {args.launcher!r}")
-        from benchmarks.runs import check_writable
+    @property
+    def failed(self) -> list[dict]:
+        return [r for r in self.results if r["status"] != "done"]
 
-        check_writable(out)
-        plan = plan_suite(name, spec, preset, seeds, out, list(args.sets), progress=not args.no_progress)
-    except (ConfigError, PermissionError, ValueError) as e:
-        return fail(str(e))
-    todo = sum(len(c) for c in plan.chains)
-    print(
-        f"suite {name} ({spec.get('description', '').strip()}): preset {preset}, {seeds} seed(s); "
-        f"{todo} run(s) to do, {len(plan.finished)} already finished"
-    )
-    for m in plan.missing_models:
-        print(f"  skipped model {m['model']}: {m['reason']}")
-    for d in plan.missing_datasets:
-        print(f"  skipped dataset {d['dataset']}: not prepared; run: {d['command']}")
-    if args.launcher == "slurm":
-        results = run_slurm(plan.chains, out, args.device, args)
+
+def run_suite(
+    suite: str,
+    out: Path,
+    preset: str | None = None,
+    seeds: int | None = None,
+    device: str = "cpu",
+    launcher: str = "local",
+    jobs: int = 1,
+    sets: list[str] = (),
+    progress: bool = True,
+    slurm: SlurmOptions = SlurmOptions(),
+    on_plan: Callable[[Plan, str], None] = lambda plan, description: None,
+    on_result: Callable[[dict], None] = _quiet,
+) -> SuiteOutcome:
+    """Plan the suite, run what is missing, write its manifest. Raises ConfigError / PermissionError
+    on bad input before any run starts; a failed run is in the outcome, not raised."""
+    from rundir.run import check_writable
+
+    out = Path(out)
+    name, spec = load_suite(suite)
+    preset = preset or spec.get("preset", DEFAULT_PRESET)
+    seeds = int(seeds if seeds is not None else spec.get("seeds", 1))
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    if launcher not in ("local", "slurm"):
+        raise ConfigError(f"--launcher must be local or slurm, got {launcher!r}")
+    check_writable(out)
+    plan = plan_suite(name, spec, preset, seeds, out, list(sets), progress=progress)
+    on_plan(plan, str(spec.get("description", "")).strip())
+    if launcher == "slurm":
+        results = run_slurm(plan.chains, out, device, slurm, on_result=on_result)
     else:
-        results = run_local(plan.chains, out, args.device, args.jobs, progress=not args.no_progress)
-    write_manifest(plan, results, out)
-
-    from reports.build import write_report
-    from reports.leaderboard import print_leaderboard, write_leaderboard
-
-    frame = write_leaderboard(out)
-    report = write_report(out, out / "report")
-    print_leaderboard(frame)
-    failed = [r for r in results if r["status"] != "done"]
-    print(f"report: {out / 'report' / 'index.md'} ({len(report.files)} files); leaderboard: {out / 'leaderboard.md'}")
-    if failed:
-        print(
-            f"{len(failed)} run(s) failed; fix the cause and run the suite again (finished runs are kept)",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+        results = run_local(plan.chains, out, device, jobs, progress=progress, on_result=on_result)
+    return SuiteOutcome(plan, results, write_manifest(plan, results, out))

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from benchmarks import distributed
-from benchmarks.atomic import remove_stale_temps, torch_save, write_text
 from benchmarks.protocol import to_video_tensor
+from rundir.atomic import remove_stale_temps, torch_save, write_text
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
 

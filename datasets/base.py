@@ -13,7 +13,6 @@ is written last and atomically, so a killed preparation never looks complete.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from benchmarks.atomic import write_json
+from rundir.atomic import sha256_file, write_json
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "test")
@@ -51,14 +50,6 @@ class DatasetCorrupt(RuntimeError):
 
 def data_root(cfg: DataConfig) -> Path:
     return Path(cfg.root or os.environ.get("CWBENCH_DATA", "data"))
-
-
-def sha256_file(path: Path, chunk: int = 1 << 24) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Dataset:

@@ -33,7 +33,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from benchmarks.atomic import np_save, write_json
 from datasets.base import (
     MANIFEST,
     SPLITS,
@@ -46,6 +45,7 @@ from datasets.base import (
     record_split,
 )
 from datasets.video import VideoError
+from rundir.atomic import np_save, write_json
 
 CHECKPOINT_SECONDS = 2.0  # how often direct writing records its progress
 

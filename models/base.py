@@ -101,7 +101,9 @@ def register_model(name: str) -> Callable[[type[VideoModel]], type[VideoModel]]:
 
 
 def _load_builtins() -> None:
-    """Import the modules whose decorators fill the registry (on first use, not at import)."""
+    """Fill the registry on first use (not at import): CW-VAE from this package, everything else
+    through the `cwbench.models` entry points. The baselines are one of them (pyproject.toml),
+    so the model layer never imports the baselines that build on it."""
     global _BUILTINS_LOADED
     if _BUILTINS_LOADED:
         return
@@ -109,7 +111,6 @@ def _load_builtins() -> None:
     import importlib
 
     importlib.import_module("models.cwvae")
-    importlib.import_module("baselines")
     from models.plugins import load_entry_points
 
     load_entry_points()
@@ -129,4 +130,9 @@ def get_model_class(name: str) -> type[VideoModel]:
         from models.plugins import load_model_file
 
         return load_model_file(name)
-    raise KeyError(f"unknown model {name!r}; valid: {', '.join(sorted(_MODELS))} (or path/to/file.py:ClassName)")
+    from models.plugins import missing_entry_points_hint
+
+    raise KeyError(
+        f"unknown model {name!r}; valid: {', '.join(sorted(_MODELS))} (or path/to/file.py:ClassName)"
+        + missing_entry_points_hint()
+    )

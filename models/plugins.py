@@ -7,9 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+from rundir.atomic import sha256_file
 
 
 def split_model_spec(spec: str) -> tuple[Path, str]:
@@ -26,7 +24,7 @@ def load_model_file(spec: str):
         raise KeyError(f"model file {str(path)!r} not found (from --model {spec!r}); give path/to/file.py:ClassName")
     # keyed by path and content: an edited file is imported afresh, as its runs are new runs
     where = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
-    mod_name = f"cwbench_external_{where}_{file_sha256(path)[:10]}"
+    mod_name = f"cwbench_external_{where}_{sha256_file(path)[:10]}"
     if mod_name not in sys.modules:
         loader_spec = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(loader_spec)
@@ -52,9 +50,26 @@ def load_model_file(spec: str):
     return cls
 
 
+GROUP = "cwbench.models"
+
+
 def load_entry_points() -> None:
-    """Installed packages register models through the `cwbench.models` entry-point group."""
+    """Installed packages register models through the `cwbench.models` entry-point group
+    (this project's own baselines too: pyproject.toml)."""
     from importlib.metadata import entry_points
 
-    for ep in entry_points(group="cwbench.models"):
+    for ep in entry_points(group=GROUP):
         ep.load()  # the loaded module's @register_model decorators fill the registry
+
+
+def missing_entry_points_hint() -> str:
+    """A hint for an unknown model when this project is not installed (its baselines then never register)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        distribution("cwbench")
+    except PackageNotFoundError:
+        return (
+            "; the baselines register through cwbench's entry points: install it first (make venv, or pip install -e .)"
+        )
+    return ""

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.atomic import write_text
 from reports import markdown
 from reports.aggregate import curves_over_seeds, over_seeds, run_rows
 from reports.collect import Run, collect, read_samples, read_suites, results_root
@@ -27,6 +26,7 @@ from reports.significance import significance_frame
 from reports.studies import write_studies
 from reports.table1 import mean_rank_frame, table1_frame, write_mean_rank, write_table1
 from reports.training import write_training
+from rundir.atomic import write_text
 
 
 @dataclass

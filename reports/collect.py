@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.runs import iter_runs, model_label, read_config, read_status
+from rundir.run import iter_runs, model_label, read_config, read_status
 
 # settings that change neither what a run computes nor its scores
 IGNORED_KEYS = {

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.atomic import write_csv
 from reports.plotting import new_figure, save
 from reports.reference import dataset_title, higher_is_better, metric_title, model_title
+from rundir.atomic import write_csv
 
 
 def plot_curves(curves: pd.DataFrame, title: str, metric: str, path: Path, colors: dict[str, int]) -> Path:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.atomic import write_csv, write_text
 from reports import markdown
 from reports.aggregate import over_seeds, run_rows
 from reports.collect import collect
 from reports.reference import dataset_title, higher_is_better, metric_order, metric_title
+from rundir.atomic import write_csv, write_text
 
 KEY = ["dataset", "preset", "entry"]
 

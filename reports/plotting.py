@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only; never opens a window (and works on headless
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks.atomic import atomic_open  # noqa: E402
+from rundir.atomic import atomic_open  # noqa: E402
 
 # no "Software: matplotlib x.y" or dates in the files: the same runs give the same bytes
 PNG_METADATA = {"Software": None}

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from rundir.stats import metric_info
+
 PAPER_DIR = Path(__file__).parent / "paper"
 
 # registry name -> the paper's name
@@ -20,8 +22,6 @@ METRIC_LABELS = {"ssim": "SSIM", "psnr": "PSNR", "lpips": "LPIPS", "fvd": "FVD"}
 PAPER_MODELS = list(MODEL_LABELS)  # the five models of Table 1
 PAPER_DATASETS = ["mmnist", "kth", "minerl", "mazes"]
 PAPER_METRICS = ["ssim", "psnr", "lpips", "fvd"]
-# direction of the paper's metrics; benchmarks.metrics.HIGHER_IS_BETTER adds ours
-PAPER_HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "lpips": False, "fvd": False}
 
 
 def _inverse(labels: dict[str, str]) -> dict[str, str]:
@@ -92,9 +92,5 @@ def paper_table2() -> pd.DataFrame:
 
 
 def higher_is_better(metric: str) -> bool:
-    """Direction of a metric: the harness's registry first, then the paper's four; unknown -> higher."""
-    try:
-        from benchmarks.metrics import HIGHER_IS_BETTER
-    except ImportError:  # pragma: no cover - the harness always has it
-        HIGHER_IS_BETTER = {}
-    return {**PAPER_HIGHER_IS_BETTER, **HIGHER_IS_BETTER}.get(metric, True)
+    """Direction of a metric (rundir.stats.METRICS; a metric it does not know: higher)."""
+    return metric_info(metric).higher_is_better

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.atomic import atomic_open
 from reports.plotting import new_figure, save
+from rundir.atomic import atomic_open
 
 HORIZONS = (1, 5, 10, 25, 50, 100, 250, 500, 750, 1000)  # predicted frames shown, clipped to the horizon
 CONTEXT_SHOWN = 4  # context frames shown (evenly spaced, the last one included)

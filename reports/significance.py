@@ -4,7 +4,7 @@ A cell group is one (preset, dataset, metric) of our runs. Its *best* is the ent
 the best Table 1 value among the ranked (non-reference) entries, exactly the value the
 bold rule starts from. Every other entry of the group (naive references included) is
 paired with it on the same test examples, as `bench.py compare` pairs two models
-(benchmarks/compare.py):
+(reports/compare.py):
 
     per run      eval/per_example.* {metric: (N, n_samples, horizon)} -> best-of-n sample
                  (or the mean, as the report's --aggregate) -> time average: (N,)
@@ -32,19 +32,11 @@ import re
 import numpy as np
 import pandas as pd
 
-from benchmarks.compare import (
-    SET_LEVEL_METRICS,
-    CompareError,
-    Side,
-    bootstrap_ci,
-    check_same_test_set,
-    has_per_example,
-    reduce_samples,
-    wilcoxon_p,
-)
-from benchmarks.evaluate import read_per_example
 from reports.collect import Run
+from reports.compare import CompareError, Side, bootstrap_ci, check_same_test_set, wilcoxon_p
 from reports.reference import higher_is_better, metric_title, model_title
+from rundir.run import has_per_example, read_per_example
+from rundir.stats import metric_info, reduce_samples
 
 N_RESAMPLES = 10_000  # as `bench.py compare`, so both give the same interval
 SEED = 0
@@ -81,10 +73,12 @@ class Scores:
         key = str(run.directory)
         if key not in self._cache:
             try:
-                arrays = read_per_example(run.directory / "eval")  # {metric: (N, n_samples, horizon)}
+                arrays = read_per_example(run.directory)  # {metric: (N, n_samples, horizon)}
             except (OSError, ValueError, KeyError) as e:  # a cut or corrupt file: that cell is not tested
                 raise CompareError(f"unreadable per-example file in {run.rel}/eval ({type(e).__name__})") from e
-            self._cache[key] = {m: reduce_samples(v, m, self.aggregate).mean(1) for m, v in arrays.items()}
+            self._cache[key] = {
+                m: reduce_samples(v, self.aggregate, higher_is_better(m)).mean(1) for m, v in arrays.items()
+            }
         return self._cache[key]
 
     def of_entry(self, runs: dict[int, Run], seeds: list[int], metric: str) -> np.ndarray:
@@ -114,9 +108,10 @@ def group_runs(runs: list[Run]) -> tuple[dict[tuple[str, str, str], dict[int, Ru
 
 
 def side_of(entry: str, runs: dict[int, Run]) -> Side:
-    return Side(
-        entry, model_title(entry), {s: r.directory for s, r in runs.items()}, {s: r.cfg for s, r in runs.items()}
-    )
+    side = Side(entry, model_title(entry))
+    for r in runs.values():
+        side.add(r.directory, r.cfg)
+    return side
 
 
 def against_best(
@@ -194,7 +189,7 @@ def significance_frame(
     scores = Scores(aggregate)
     rows = []
     for (preset, dataset, metric), cell in over_seeds.groupby(["preset", "dataset", "metric"], sort=True):
-        if metric in SET_LEVEL_METRICS:
+        if not metric_info(metric).per_example:
             continue
         cell = cell[np.isfinite(cell["value"].astype(float))].sort_values("entry", kind="stable")
         ranked = cell[~cell["reference"].astype(bool)]

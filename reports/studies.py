@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.atomic import write_csv, write_text
 from reports import markdown
 from reports.aggregate import curves_over_seeds, over_seeds, run_rows
 from reports.collect import Run, final_kl, read_samples
@@ -30,6 +29,7 @@ from reports.curves import plot_curves
 from reports.plotting import color_of, new_figure, save
 from reports.reference import dataset_title, higher_is_better, metric_order, metric_title, model_title, paper_table2
 from reports.samples import write_strip
+from rundir.atomic import write_csv, write_text
 
 STUDY_MODEL = "cwvae"
 STUDY_DATASET = "mmnist"

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.atomic import write_csv, write_text
 from reports import markdown, significance
 from reports.plotting import new_figure, save
 from reports.ranking import bold_mask, format_rank, mean_rank
@@ -26,6 +25,7 @@ from reports.reference import (
     paper_mean_rank,
     paper_table1,
 )
+from rundir.atomic import write_csv, write_text
 
 TABLE1_COLUMNS = [
     "source",

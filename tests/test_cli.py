@@ -59,3 +59,43 @@ def test_list(capsys):
     assert main(["--list"]) == 0
     out = capsys.readouterr().out
     assert "cwvae" in out and "notmpabs" in out and "copy_last" in out and "mmnist" in out
+
+
+def test_one_table_turns_errors_into_exit_codes():
+    """benchmarks/cli.py's ERRORS names classes that exist; KeyboardInterrupt is 130; a bug is re-raised."""
+    import importlib
+
+    from benchmarks.cli import ERRORS, EXIT_INTERRUPTED, exit_code
+
+    for qualified, code in ERRORS.items():
+        module, _, name = qualified.rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        error = cls.__new__(cls)  # no __init__: some take structured arguments
+        assert issubclass(cls, BaseException) and exit_code(error) == code, qualified
+    assert exit_code(KeyboardInterrupt()) == EXIT_INTERRUPTED
+    assert exit_code(ZeroDivisionError()) is None
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    import benchmarks.commands.run as run_command
+
+    def broken(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(run_command, "run_one", broken)
+    with pytest.raises(ZeroDivisionError):
+        main(["--model", "cwvae"])
+
+
+def test_the_default_preset_is_one_everywhere():
+    import inspect
+
+    from benchmarks.commands.check_model import parser as check_parser
+    from benchmarks.config import DEFAULT_PRESET, build_model, resolve_config
+    from benchmarks.conformance import KitConfig
+
+    assert DEFAULT_PRESET == "quick"
+    for fn in (build_model, resolve_config):
+        assert inspect.signature(fn).parameters["preset"].default == DEFAULT_PRESET
+    assert KitConfig().preset == DEFAULT_PRESET and check_parser().parse_args(["cwvae"]).preset == DEFAULT_PRESET
+    assert resolve_config("cwvae").preset == DEFAULT_PRESET

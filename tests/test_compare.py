@@ -12,19 +12,12 @@ import pytest
 import yaml
 from scipy import stats
 
-from benchmarks.atomic import write_csv
 from benchmarks.cli import main
-from benchmarks.compare import (
-    CompareError,
-    bootstrap_ci,
-    compare,
-    horizon_bands,
-    nice,
-    parse_bands,
-    reduce_samples,
-    wilcoxon_p,
-)
-from benchmarks.evaluate import aggregate, write_per_example
+from benchmarks.evaluate import aggregate
+from reports.compare import CompareError, bootstrap_ci, compare, parse_bands, wilcoxon_p
+from rundir.atomic import write_csv
+from rundir.run import write_per_example
+from rundir.stats import horizon_bands, nice, reduce_samples
 
 N, SAMPLES, HORIZON = 40, 2, 100
 
@@ -62,7 +55,7 @@ def write_run(
         "eval": {"context": 36, "n_videos": N, "n_samples": SAMPLES, "mode": "standard", "metrics": list(metrics)},
     }
     (run / "config.yaml").write_text(yaml.safe_dump(config))
-    write_per_example(run / "eval", scores)
+    write_per_example(run, scores)
     write_csv(run / "eval" / "summary.csv", aggregate(scores)[1])
     return run
 
@@ -119,9 +112,9 @@ def test_wilcoxon_p_matches_scipy_and_handles_zero_differences():
 
 def test_reduce_samples_best_respects_the_direction():
     s = np.array([[[0.1, 0.2], [0.5, 0.6]]])  # (1 example, 2 samples, 2 frames)
-    assert reduce_samples(s, "ssim", "best").tolist() == [[0.5, 0.6]]  # higher is better
-    assert reduce_samples(s, "lpips", "best").tolist() == [[0.1, 0.2]]  # lower is better
-    assert reduce_samples(s, "ssim", "mean")[0].tolist() == pytest.approx([0.3, 0.4])
+    assert reduce_samples(s, "best", higher_is_better=True).tolist() == [[0.5, 0.6]]  # higher is better
+    assert reduce_samples(s, "best", higher_is_better=False).tolist() == [[0.1, 0.2]]  # lower is better
+    assert reduce_samples(s, "mean", higher_is_better=True)[0].tolist() == pytest.approx([0.3, 0.4])
 
 
 # ---------------------------------------------------------------- runs
@@ -143,7 +136,7 @@ def test_a_known_shift_is_found_with_the_right_direction(tmp_path):
     assert (t.loc["psnr", "better"] == "reference").all()  # higher is better: A's PSNR is lower
     assert (t.loc["lpips", "better"] == "better_ssim").all()  # lower is better: A's LPIPS is lower
     assert t.loc[("psnr", "1-100"), "diff"] == pytest.approx(-1.5)
-    ssim_a = reduce_samples(shifted["ssim"], "ssim", "best")[:, 10:50].mean()  # frames 11-50
+    ssim_a = reduce_samples(shifted["ssim"], "best", True)[:, 10:50].mean()  # frames 11-50
     assert t.loc[("ssim", "11-50"), "mean_a"] == pytest.approx(ssim_a)
     assert any("fvd is a set-level metric" in n for n in cmp.notes)
 
@@ -203,8 +196,8 @@ def test_seeds_pair_by_seed_and_average_per_example(tmp_path, capsys):
         write_run(out, "b", s, scores)
     cmp = compare("a", "b", out, bands="1-100")
     row = cmp.table.set_index("metric").loc["psnr"]
-    expect_a = np.mean([reduce_samples(a[s]["psnr"], "psnr", "best") for s in (0, 1)], axis=0).mean()
-    expect_b = np.mean([reduce_samples(b[s]["psnr"], "psnr", "best") for s in (0, 1)], axis=0).mean()
+    expect_a = np.mean([reduce_samples(a[s]["psnr"], "best", True) for s in (0, 1)], axis=0).mean()
+    expect_b = np.mean([reduce_samples(b[s]["psnr"], "best", True) for s in (0, 1)], axis=0).mean()
     assert row["mean_a"] == pytest.approx(expect_a) and row["mean_b"] == pytest.approx(expect_b)
     assert any("seeds [2] are not on both sides" in n for n in cmp.notes)
     assert main(["compare", "a", "b", "--out", str(out), "--format", "md"]) == 0

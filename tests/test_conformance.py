@@ -13,7 +13,7 @@ from benchmarks.conformance import CHECKS, FAIL, PASS, SKIP, KitConfig, KitInput
 from models import model_names
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_model.py"
-FAST = KitConfig(steps=2)  # 2 Adam steps: enough for the loss to drop on one fixed batch
+FAST = KitConfig(steps=2, preset="smoke")  # smoke sizes, 2 Adam steps: enough for the loss to drop on one fixed batch
 
 
 @pytest.mark.parametrize("name", model_names())
@@ -168,10 +168,10 @@ def test_a_broken_model_fails_the_named_check(broken_file, name, check, message)
 
 
 def test_check_model_command_prints_a_table_and_sets_the_exit_code(broken_file, capsys):
-    assert main(["check-model", f"{EXAMPLE}:TinyConvGRU", "--steps", "2"]) == 0
+    assert main(["check-model", f"{EXAMPLE}:TinyConvGRU", "--steps", "2", "--preset", "smoke"]) == 0
     out = capsys.readouterr().out
     assert "all checks passed" in out and "context_only" in out and "FAIL" not in out
-    assert main(["check-model", f"{broken_file}:OutOfRange", "--steps", "2"]) == 1
+    assert main(["check-model", f"{broken_file}:OutOfRange", "--steps", "2", "--preset", "smoke"]) == 1
     out = capsys.readouterr().out
     assert "FAIL predict:" in out and "in [0, 1]; got min 68" in out and "1 check(s) failed" in out
 

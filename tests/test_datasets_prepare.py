@@ -116,9 +116,9 @@ def root(tmp_path, monkeypatch):
 
 
 def dataset(name: str, **kw):
-    from benchmarks.commands.data import data_config
+    from benchmarks.config import resolve_data_config
 
-    return get_dataset(data_config(name, **kw))
+    return get_dataset(resolve_data_config(name, **kw))
 
 
 # ---------------------------------------------------------------- frames

@@ -71,8 +71,9 @@ def test_chunking_does_not_change_values():
 
 
 def test_registered_as_frame_metric_lower_is_better():
-    m = FRAME_METRICS["lpips"]
-    assert m.higher_is_better is False and m.fn is lpips
+    from rundir.stats import METRICS
+
+    assert FRAME_METRICS["lpips"].fn is lpips and METRICS["lpips"].higher_is_better is False
 
 
 def test_bad_inputs_are_rejected():

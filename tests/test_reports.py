@@ -18,14 +18,13 @@ import yaml
 from scipy import stats
 
 from benchmarks.config import resolve_config
-from benchmarks.runs import run_dir
-from reports.aggregate import t_interval
 from reports.build import write_paper_report, write_report
 from reports.collect import collect, variant_of
 from reports.ranking import bold_mask, competition_ranks, format_rank, mean_rank
-from reports.reference import PAPER_HIGHER_IS_BETTER, paper_mean_rank, paper_table1, paper_table2
+from reports.reference import higher_is_better, paper_mean_rank, paper_table1, paper_table2
+from rundir.stats import t_interval
 
-HIB = {**PAPER_HIGHER_IS_BETTER, "newmetric": True}.get
+HIB = higher_is_better  # "newmetric", unknown: higher is better
 
 # ---------------------------------------------------------------- the rules on hand-made tables
 
@@ -146,7 +145,7 @@ def write_fake_run(
     """A finished run directory with hand-made numbers; `levels` {metric: level} sets its scores."""
     try:
         cfg = resolve_config(model, dataset, "smoke", sets=list(sets), seed=seed)
-        directory, cfg_dict = run_dir(results, cfg), cfg.to_dict()
+        directory, cfg_dict = cfg.run_dir(results), cfg.to_dict()
     except Exception:  # a model or dataset this checkout does not know: a hand-written config
         cfg_dict = {
             "model_name": model,
@@ -356,7 +355,7 @@ def test_report_is_deterministic(synthetic, tmp_path):
 
 
 def test_report_command_on_an_empty_directory_says_what_to_do(tmp_path, capsys):
-    from benchmarks.commands.report import main
+    from benchmarks.cli import main
 
-    assert main(["--runs", str(tmp_path)]) == 2
+    assert main(["report", "--runs", str(tmp_path)]) == 2
     assert "no runs/" in capsys.readouterr().err

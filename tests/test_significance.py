@@ -16,13 +16,15 @@ import pytest
 import yaml
 from scipy import stats
 
-from benchmarks.atomic import write_csv
-from benchmarks.compare import compare, reduce_samples
-from benchmarks.evaluate import aggregate, write_per_example
+from benchmarks.evaluate import aggregate
 from reports.build import write_paper_report, write_report
+from reports.compare import compare
 from reports.ranking import bold_mask
 from reports.reference import higher_is_better
 from reports.significance import MARK, NO_PER_EXAMPLE
+from rundir.atomic import write_csv
+from rundir.run import read_per_example, write_per_example
+from rundir.stats import metric_info, reduce_samples
 
 N, SAMPLES, H = 40, 2, 12  # test examples, samples per example, predicted frames
 
@@ -59,7 +61,7 @@ def write_run(
     write_csv(run / "eval" / "summary.csv", summary)
     write_csv(run / "eval" / "curves.csv", curves)
     if per_example:
-        write_per_example(run / "eval", scores)
+        write_per_example(run, scores)
     return run
 
 
@@ -108,11 +110,10 @@ def built(tmp_path_factory):
 
 def seed_mean_d(runs, other: str, seeds, metric: str) -> np.ndarray:
     """(N,) other - model_a, per example: best-of-SAMPLES, time average, mean over seeds (by hand)."""
-    from benchmarks.evaluate import read_per_example
 
     def per_example(key):
-        arrays = read_per_example(runs[key] / "eval")
-        return reduce_samples(arrays[metric], metric, "best").mean(1)
+        arrays = read_per_example(runs[key])
+        return reduce_samples(arrays[metric], "best", metric_info(metric).higher_is_better).mean(1)
 
     return np.mean([per_example((other, s)) - per_example(("a", s)) for s in seeds], axis=0)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from pathlib import Path
@@ -12,28 +11,14 @@ import pytest
 import yaml
 
 import benchmarks.pipeline as pipeline
+from benchmarks.cli import main
 from benchmarks.config import ConfigError
-from benchmarks.suite import execute_chain, expand, load_suite, plan_suite, run_slurm, suite_names
-from benchmarks.suite import main as suite_main
+from benchmarks.suite import SlurmOptions, execute_chain, expand, load_suite, plan_suite, run_slurm, suite_names
 
 
-def args_for(suite: str, out: Path, **kw) -> argparse.Namespace:
-    base = dict(
-        suite=suite,
-        preset=None,
-        seeds=None,
-        launcher="local",
-        jobs=1,
-        out=str(out),
-        device="cpu",
-        sets=[],
-        no_progress=True,
-        partition=None,
-        time=10,
-        gpus=0,
-        cpus_per_task=1,
-    )
-    return argparse.Namespace(**{**base, **kw})
+def suite_main(suite: str, out: Path, *argv: str) -> int:
+    """`bench.py --suite SUITE --out OUT --no-progress ARGV...`"""
+    return main(["--suite", suite, "--out", str(out), "--no-progress", *argv])
 
 
 def write_suite(tmp_path: Path, name: str, spec: dict) -> str:
@@ -91,8 +76,7 @@ def test_a_killed_suite_reruns_only_what_is_missing(tmp_path, monkeypatch):
         return real_evaluate(model, cfg, test_videos, run_dir, device, progress)
 
     monkeypatch.setattr(pipeline, "evaluate", killed_on_second)
-    with pytest.raises(KeyboardInterrupt):
-        suite_main(args_for(spec, out))
+    assert suite_main(spec, out) == 130  # interrupted: "run the same command again"
     first, killed = calls
     assert pipeline.is_finished(first) and not pipeline.is_finished(killed)
     assert (killed / "checkpoints" / "last.pt").exists()  # it had trained: the re-run resumes, not restarts
@@ -112,7 +96,7 @@ def test_a_killed_suite_reruns_only_what_is_missing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "train", spy_train)
     monkeypatch.setattr(pipeline, "evaluate", spy_evaluate)
-    assert suite_main(args_for(spec, out)) == 0
+    assert suite_main(spec, out) == 0
     all_runs = sorted(p.parent for p in (out / "runs").glob("*/*/*/config.yaml"))
     assert len(all_runs) == 4 and all(pipeline.is_finished(p) for p in all_runs)
     assert first not in evaluated and killed in evaluated and len(evaluated) == 3
@@ -123,7 +107,7 @@ def test_a_killed_suite_reruns_only_what_is_missing(tmp_path, monkeypatch):
     assert manifest["already_finished"] == 1 and len(manifest["ran"]) == 3 and manifest["failed"] == []
     assert (out / "report" / "index.md").exists() and (out / "leaderboard.md").exists()
     evaluated.clear()
-    assert suite_main(args_for(spec, out)) == 0 and evaluated == []  # a third time: nothing to do
+    assert suite_main(spec, out) == 0 and evaluated == []  # a third time: nothing to do
 
 
 def test_eval_of_reuses_the_trained_model_and_missing_data_is_listed(tmp_path):
@@ -147,7 +131,7 @@ def test_eval_of_reuses_the_trained_model_and_missing_data_is_listed(tmp_path):
         },
     )
     out = tmp_path / "results"
-    assert suite_main(args_for(spec, out)) == 0
+    assert suite_main(spec, out) == 0
     dirs = [p.parent for p in (out / "runs" / "mmnist" / "cwvae").glob("*/config.yaml")]
     blind = next(d for d in dirs if yaml.safe_load((d / "config.yaml").read_text())["eval"]["use_obs"])
     (base,) = [d for d in dirs if d != blind]
@@ -172,7 +156,7 @@ def test_slurm_launcher_through_submitit(tmp_path):
     name, suite = load_suite(spec)
     plan = plan_suite(name, suite, "smoke", 2, out, progress=False)
     assert sum(len(c) for c in plan.chains) == 2
-    results = run_slurm(plan.chains, out, "cpu", args_for(spec, out, partition="gpu"), cluster="debug")
+    results = run_slurm(plan.chains, out, "cpu", SlurmOptions(partition="gpu", time=10), cluster="debug")
     assert [r["status"] for r in results] == ["done", "done"]
     assert all(pipeline.is_finished(Path(r["dir"])) for r in results)
 

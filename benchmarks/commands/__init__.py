@@ -1,0 +1,55 @@
+"""The commands of bench.py, one module each with `main(argv) -> int` (benchmarks/cli.py dispatches).
+
+A command raises on bad input (ConfigError, UsageError, DatasetNotReady, ...) and never
+prints an error itself: benchmarks/cli.py turns exceptions into exit codes in one place.
+The argparse pieces several commands share are defined here once.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmarks.config import DEFAULT_PRESET, ConfigError
+
+# command -> module with `main(argv: list[str]) -> int`; without a command: RUN_COMMAND
+COMMANDS = {
+    "data": "benchmarks.commands.data",
+    "weights": "benchmarks.commands.weights",
+    "report": "benchmarks.commands.report",
+    "relabel": "benchmarks.commands.relabel",
+    "speed": "benchmarks.commands.speed",
+    "params": "benchmarks.commands.params",
+    "check-model": "benchmarks.commands.check_model",
+    "compare": "benchmarks.commands.compare",
+    "export": "benchmarks.commands.export",
+}
+RUN_COMMAND = "benchmarks.commands.run"
+
+
+def available_commands() -> list[str]:
+    """The commands whose module this checkout has."""
+    import importlib.util
+
+    return [c for c, module in COMMANDS.items() if importlib.util.find_spec(module) is not None]
+
+
+class UsageError(ConfigError):
+    """Arguments that do not fit together; the message says what to give instead."""
+
+
+def add_set_argument(p: argparse.ArgumentParser, example: str = "train.lr=1e-3", what: str = "any config key") -> None:
+    """`--set SECTION.KEY=VALUE` (repeatable) into `args.sets`."""
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help=f"override {what}, e.g. --set {example} (repeatable)",
+    )
+
+
+def add_preset_argument(p: argparse.ArgumentParser, default: str | None = DEFAULT_PRESET, what: str = "") -> None:
+    """`--preset P`; the default is the project's one default preset unless a command says otherwise."""
+    shown = f"default: {default}" if default else f"default: {DEFAULT_PRESET}, or as said"
+    p.add_argument("--preset", default=default, help=f"smoke | quick | paper ({shown}){what}")

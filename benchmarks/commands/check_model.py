@@ -4,18 +4,18 @@
     python bench.py check-model cwvae --set model.levels=2
 
 Exit 0 when every check passes (skipped ones included), 1 when one fails, 2 on bad input
-(unknown model, dataset or preset).
+(unknown model, dataset or preset: KitInputError, turned into the exit code by benchmarks/cli.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from benchmarks.conformance import CHECKS, FAIL, PASS, KitConfig, KitInputError, KitReport, run_checks
+from benchmarks.commands import add_set_argument
+from benchmarks.config import DEFAULT_PRESET
+from benchmarks.conformance import CHECKS, FAIL, PASS, KitConfig, KitReport, run_checks
 
 EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,15 +27,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dataset", default="mmnist", help="dataset whose frame size and channels are used (default: mmnist)"
     )
-    p.add_argument("--preset", default="smoke", help="preset whose model sizes are built (default: smoke)")
     p.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override a config key, e.g. --set model.hidden=16 (repeatable)",
+        "--preset", default=DEFAULT_PRESET, help=f"preset whose model sizes are built (default: {DEFAULT_PRESET})"
     )
+    add_set_argument(p, example="model.hidden=16", what="a config key")
     p.add_argument("--steps", type=int, default=KitConfig.steps, help="Adam steps of the training check")
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -66,10 +61,6 @@ def print_report(report: KitReport) -> None:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     kit = KitConfig(steps=args.steps, seed=args.seed, preset=args.preset)
-    try:
-        report = run_checks(args.model, args.dataset, args.sets, kit)
-    except KitInputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    report = run_checks(args.model, args.dataset, args.sets, kit)  # KitInputError: bad input, exit 2
     print_report(report)
     return 0 if report.passed else EXIT_FAILED

@@ -4,8 +4,8 @@
     python bench.py compare results/runs/mmnist/cwvae/quick-s0-1234abcd copy_last --format md
 
 A and B are run directories or model names (all their runs under --out for one dataset
-and preset, paired by seed). See benchmarks/compare.py for the statistics and docs/compare.md.
-Exit 0 on success, 2 when the two cannot be compared (the message says why).
+and preset, paired by seed). See reports/compare.py for the statistics and docs/compare.md.
+Exit 0 on success, 2 when the two cannot be compared (CompareError; the message says why).
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks.compare import AGGREGATES, CompareError, Comparison, compare, formatted, to_csv, to_markdown
-
-EXIT_BAD_INPUT = 2
+from reports.compare import AGGREGATES, Comparison, compare, formatted, to_csv, to_markdown
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,21 +62,17 @@ def print_table(cmp: Comparison) -> None:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    try:
-        cmp = compare(
-            args.a,
-            args.b,
-            args.out,
-            args.dataset,
-            args.preset,
-            bands=args.bands,
-            aggregate=args.aggregate,
-            n_resamples=args.resamples,
-            seed=args.seed,
-        )
-    except CompareError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    cmp = compare(
+        args.a,
+        args.b,
+        args.out,
+        args.dataset,
+        args.preset,
+        bands=args.bands,
+        aggregate=args.aggregate,
+        n_resamples=args.resamples,
+        seed=args.seed,
+    )
     if args.format == "md":
         sys.stdout.write(to_markdown(cmp))
     elif args.format == "csv":

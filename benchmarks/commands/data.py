@@ -7,22 +7,18 @@
                         [--test-fraction 0.1] [--train-length N] [--test-length N]
     data verify NAME                                           sha256 of every split against the manifest
 
-Exit codes: 0 ok, 2 bad input (unknown name, bad source, corrupt files), 130 interrupted
-(run the same command again: it resumes).
+`--preset` (mmnist only) picks the generated variant; without it, the default preset's
+(benchmarks/config.py DEFAULT_PRESET), the one `bench.py --model M` trains on. Exit codes
+(benchmarks/cli.py): 0 ok, 2 bad input (unknown name, bad source, corrupt files),
+130 interrupted (run the same command again: it resumes).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
-
-
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
+from benchmarks.commands import UsageError, add_set_argument
+from benchmarks.config import DEFAULT_PRESET, resolve_data_config
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,15 +35,10 @@ def parser() -> argparse.ArgumentParser:
     )
     prep.add_argument("--force", action="store_true", help="prepare again even if it is already prepared")
     prep.add_argument("--no-progress", action="store_true", help="no progress bar")
-    prep.add_argument("--preset", default=None, help="mmnist: generate the variant of this preset")
     prep.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="data.KEY=VALUE",
-        help="mmnist: override a data key, e.g. --set data.speed=0.5",
+        "--preset", default=None, help=f"mmnist: generate the variant of this preset (default: {DEFAULT_PRESET})"
     )
+    add_set_argument(prep, example="data.speed=0.5", what="a data key of mmnist")
     folder = prep.add_argument_group("folder import (`data prepare folder`)")
     folder.add_argument("--name", dest="folder_name", help="name of the new dataset (used as --dataset NAME)")
     folder.add_argument("--size", type=int, default=64, help="frame height and width after crop+resize (64)")
@@ -66,23 +57,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from benchmarks.config import ConfigError
-    from datasets import DatasetCorrupt, DatasetNotReady
-    from datasets.prepare import PrepareError
-
     args = parser().parse_args(argv)
-    try:
-        if args.action == "list":
-            return list_datasets()
-        if args.action == "verify":
-            return verify(args.name)
-        return prepare(args)
-    except (ConfigError, PrepareError, DatasetNotReady, DatasetCorrupt) as e:
-        return fail(str(e))
-    except KeyboardInterrupt:
-        return fail(
-            "interrupted; nothing incomplete is marked ready. Run the same command again to resume", EXIT_INTERRUPTED
-        )
+    if args.action == "list":
+        return list_datasets()
+    if args.action == "verify":
+        return verify(args.name)
+    return prepare(args)
 
 
 def canonical(name: str) -> str:
@@ -93,31 +73,6 @@ def canonical(name: str) -> str:
     return alt if name not in dataset_names() and alt in dataset_names() else name
 
 
-def data_config(name: str, preset: str | None = None, sets: list[str] = ()):
-    """The dataset's config from its YAML (+ preset sections, + `--set data.k=v`)."""
-    from benchmarks.config import CONFIG_DIR, ConfigError, build_dataclass, dataset_yaml, load_yaml, merge, parse_set
-    from datasets import get_dataset_class
-
-    try:
-        cls = get_dataset_class(name)
-    except KeyError as e:
-        raise ConfigError(e.args[0]) from None
-    d_yaml = dataset_yaml(name)
-    values = dict(d_yaml.get("data") or {})
-    if preset:
-        path = CONFIG_DIR / "presets" / f"{preset}.yaml"
-        if not path.exists():
-            raise ConfigError(f"unknown preset {preset!r}")
-        values = merge(values, load_yaml(path).get("data") or {})
-        values = merge(values, ((d_yaml.get("presets") or {}).get(preset) or {}).get("data") or {})
-    for item in sets:
-        keys, value = parse_set(item)
-        if len(keys) != 2 or keys[0] != "data":
-            raise ConfigError(f"--set {item!r}: `data` accepts only data.KEY=VALUE")
-        values[keys[1]] = value
-    return build_dataclass(cls.config_class, {**values, "name": name}, "data")
-
-
 def prepare(args) -> int:
     from datasets import get_dataset
     from datasets.prepare import PreparedDataset
@@ -126,13 +81,12 @@ def prepare(args) -> int:
     if args.name == "folder":
         return import_folder(args, progress)
     if args.folder_name:
-        return fail(f"--name is for `data prepare folder`; {args.name} is prepared by its own name")
+        raise UsageError(f"--name is for `data prepare folder`; {args.name} is prepared by its own name")
     name = canonical(args.name)
-    cfg = data_config(name, args.preset, args.sets)
-    ds = get_dataset(cfg)
+    ds = get_dataset(resolve_data_config(name, args.preset or DEFAULT_PRESET, args.sets))
     if hasattr(ds, "generate"):  # generated (Moving MNIST): no source
         if args.source:
-            return fail(f"{name} is generated, it takes no --source (the official archive is mmnist_official)")
+            raise UsageError(f"{name} is generated, it takes no --source (the official archive is mmnist_official)")
         if ds.is_ready() and not args.force:
             print(f"{name} is already generated in {ds.directory}")
             return 0
@@ -140,11 +94,11 @@ def prepare(args) -> int:
         print(f"{name} generated in {ds.directory}")
         return 0
     if not isinstance(ds, PreparedDataset):
-        return fail(f"{name} cannot be prepared by this command")
+        raise UsageError(f"{name} cannot be prepared by this command")
     if args.preset or args.sets:
-        return fail(f"--preset/--set do not change how {name} is stored; use them on a run")
+        raise UsageError(f"--preset/--set do not change how {name} is stored; use them on a run")
     if not args.source:
-        return fail(f"give the downloaded files: {ds.prepare_command()}")
+        raise UsageError(f"give the downloaded files: {ds.prepare_command()}")
     manifest = ds.prepare(args.source, allow_skip=args.allow_skip, force=args.force, progress=progress)
     print(summary(name, ds, manifest))
     return 0
@@ -155,7 +109,7 @@ def import_folder(args, progress: bool) -> int:
     from datasets.folder import import_folder as run_import
 
     if not args.source or not args.folder_name:
-        return fail("give both: data prepare folder --source DIR --name NAME")
+        raise UsageError("give both: data prepare folder --source DIR --name NAME")
     options = FolderOptions(
         size=args.size,
         channels=str(args.channels),
@@ -177,11 +131,11 @@ def summary(name: str, ds, manifest: dict) -> str:
 
 
 def verify(name: str) -> int:
-    from datasets import get_dataset
+    from datasets import DatasetNotReady, get_dataset
 
-    ds = get_dataset(data_config(canonical(name)))
+    ds = get_dataset(resolve_data_config(canonical(name), DEFAULT_PRESET))
     if not ds.is_ready():
-        return fail(f"{name} is not prepared in {ds.directory}; run: {ds.prepare_command()}")
+        raise DatasetNotReady(f"{name} is not prepared in {ds.directory}; run: {ds.prepare_command()}")
     for split in ds.manifest()["splits"]:
         ds.verify(split)
     print(f"{name}: every split matches its manifest's sha256 ({ds.directory})")
@@ -198,7 +152,7 @@ def rows() -> list[dict]:
     out = []
     for name in dataset_names():
         try:
-            ds = get_dataset(data_config(name))
+            ds = get_dataset(resolve_data_config(name, DEFAULT_PRESET))
         except Exception as e:  # a broken YAML must not hide the other datasets
             out.append(
                 {"name": name, "ready": False, "train": "", "test": "", "location": f"config error: {e}", "command": ""}

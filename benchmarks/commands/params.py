@@ -16,6 +16,8 @@ import csv
 import sys
 from dataclasses import dataclass
 
+from benchmarks.commands import UsageError
+
 SMALL_DATASET = "mmnist"
 LARGE_DATASET = "minerl"
 LARGE_OVERRIDES = {"svg": "kth", "vta": None}  # Table D.2: SVG large = VGG-64 (KTH); no large VTA
@@ -120,8 +122,7 @@ def main(argv: list[str]) -> int:
     known = model_names()
     unknown = [m for m in args.model if m not in known]
     if unknown:
-        print(f"error: unknown model(s) {unknown}; valid: {', '.join(known)}", file=sys.stderr)
-        return 2
+        raise UsageError(f"unknown model(s) {unknown}; valid: {', '.join(known)}")
     rows = collect_rows(args.model or known)
     if args.format == "csv":
         write_csv(rows, sys.stdout)

@@ -10,8 +10,9 @@ defaults to <runs>/report (with --paper: <runs>/report/paper). See docs/reports.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from benchmarks.commands import UsageError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -57,11 +58,7 @@ def main(argv: list[str]) -> int:
         report = write_paper_report(out)
     else:
         if not (runs / "runs").is_dir():
-            print(
-                f"error: no runs/ under {runs}; pass --runs DIR (the --out of your runs) or use --paper",
-                file=sys.stderr,
-            )
-            return 2
+            raise UsageError(f"no runs/ under {runs}; pass --runs DIR (the --out of your runs) or use --paper")
         out = Path(args.out) if args.out else runs / "report"
         report = write_report(runs, out, variants=args.variants, aggregate=args.aggregate)
         finished = sum(r.finished for r in report.runs)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.atomic import write_csv
-from benchmarks.cli import fail
-from benchmarks.runs import machine_info
+from benchmarks.commands import UsageError, add_set_argument
+from benchmarks.pipeline import machine_info
 from benchmarks.speed import paper_rate, run_isolated
+from rundir.atomic import write_csv
 
 DEFAULT_MODELS = ["cwvae", "notmpabs", "rssm", "vta", "svg", "copy_last"]
 
@@ -34,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=0, help="training batch (default: the config's)")
     p.add_argument("--eval-batch", type=int, default=0, help="prediction batch (default: the config's)")
     p.add_argument("--horizons", type=int, nargs="+", default=[100], help="open-loop horizons to time")
-    p.add_argument("--set", dest="sets", action="append", default=[], help="config overrides, as for a run")
+    add_set_argument(p, what="a config key, as for a run")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls/convs on CUDA")
     p.add_argument("--no-metrics", action="store_true", help="skip the metric throughput measurement")
     p.add_argument("--amp-check", action="store_true", help="compare bf16 autocast with fp32 on a fixed batch")
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
     models = args.model or [m for m in DEFAULT_MODELS if m in known]
     unknown = [m for m in models if m not in known and ":" not in m]
     if unknown:
-        return fail(f"unknown model(s) {unknown}; valid: {', '.join(known)}")
+        raise UsageError(f"unknown model(s) {unknown}; valid: {', '.join(known)}")
     base = {"device": args.device, "preset": args.preset, "warmup": args.warmup, "sets": args.sets, "tf32": args.tf32}
     info = machine_info()
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

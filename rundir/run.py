@@ -1,0 +1,525 @@
+"""The run directory: every file of a run is written and read here, and a run's identity is defined here.
+
+    <out>/runs/<dataset>/<model>/<preset>-s<seed>-<eval key>/
+        config.yaml              the resolved config                       write_config / read_config
+        run.json                 what a report needs to know of the run    write_info / read_info
+        status.json              params, steps, times, machine, commit     update_status / read_status
+        train.jsonl              one flat dict per logged step             log_line / read_train_log
+        checkpoints/             the trainer's (benchmarks/trainer.py), never read by a report
+        eval/summary.csv         metric, aggregate, value, ci_low, ci_high, n[, notes, version]
+        eval/curves.csv          metric, aggregate, t, mean, ci_low, ci_high, n[, notes, version]
+        eval/per_example.parquet every score per (metric, example, sample, t) (.npz without pyarrow)
+        samples/samples.npz      gt (S, T, H, W, C), pred (S, n, horizon, H, W, C) uint8, context
+    <out>/suites/<name>.json     what a suite ran, skipped, and used in place of what
+
+run.json (written by the pipeline when a run starts) holds what a report cannot know
+without the harness: the model's label, its Table 1 row (`paper_label`, None: not in the
+paper's comparison), the dataset's name in the paper, whether it is a naive reference, its
+variant (the config keys that differ from its preset's, computed when it ran), each
+metric's direction and the horizon bands. A run written before run.json existed is read
+with what config.yaml and status.json tell (`legacy`: its variant and labels are unknown
+until `python bench.py relabel` records them).
+
+Identity, from config.yaml's dict alone (never re-resolved against today's YAML):
+
+    eval_key(cfg)    the run itself: every setting that can change a number it writes; its directory name
+    train_key(cfg)   its training: runs that differ only in evaluation settings (EVAL_ONLY) share it
+    test_set(cfg)    its test examples and how they are scored: runs comparable example by example
+
+Torch-free: reports import this module (and rundir.atomic, rundir.stats) and nothing else of the project.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from rundir.atomic import atomic_open, write_csv, write_json, write_text
+from rundir.stats import horizon_bands, metric_info
+
+CONFIG, INFO, STATUS, TRAIN_LOG = "config.yaml", "run.json", "status.json", "train.jsonl"
+SUMMARY, CURVES = Path("eval") / "summary.csv", Path("eval") / "curves.csv"
+PER_EXAMPLE = Path("eval") / "per_example"  # .parquet or .npz
+SAMPLES = Path("samples") / "samples.npz"
+INFO_VERSION = 1
+
+# Settings that change no number a run writes: part of no key. Frozen: the eval key names every
+# run directory, so changing this list would orphan the runs already made.
+OPERATIONAL = ("data.root", "train.log_every", "train.ckpt_every", "train.num_threads", "eval.chunk")
+# What an evaluation may change without touching the training.
+EVAL_ONLY = ("eval", "data.test_length", "data.n_test")
+# Settings that do not make a run a different experiment (its variant), though some may change
+# bits of its numbers (the seed; eval.batch_size seeds each batch's samples).
+NOT_A_VARIANT = (
+    *OPERATIONAL,
+    "seed",
+    "model_file_sha256",
+    "train.skip_nonfinite",
+    "eval.batch_size",
+    "eval.save_samples",
+)
+
+
+class RunDirError(RuntimeError):
+    """A run directory that cannot be read as one (the message names the file and what to do)."""
+
+
+# ---------------------------------------------------------------- identity
+
+
+def _without(cfg: dict, dotted: tuple[str, ...]) -> dict:
+    """A copy of the nested config dict without the given keys (`eval` drops the whole section)."""
+    out = json.loads(json.dumps(cfg, default=list))  # a deep copy; tuples become lists as in config.yaml
+    for key in dotted:
+        *path, last = key.split(".")
+        node = out
+        for k in path:
+            node = node.get(k, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
+def _digest(d: dict) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def eval_key(cfg: dict) -> str:
+    """The run's identity (its directory name): everything but OPERATIONAL settings."""
+    return _digest(_without(cfg, OPERATIONAL))
+
+
+def train_key(cfg: dict) -> str:
+    """The identity of the training: eval_key without the EVAL_ONLY settings."""
+    return _digest(_without(cfg, OPERATIONAL + EVAL_ONLY))
+
+
+def test_set(cfg: dict) -> dict:
+    """What fixes the test examples and how they are scored: dataset, data config (root aside),
+    context, eval mode."""
+    data = {k: v for k, v in (cfg.get("data") or {}).items() if k != "root"}
+    ev = cfg.get("eval") or {}
+    return {"dataset": cfg["dataset"], "data": data, "context": ev.get("context"), "mode": ev.get("mode", "standard")}
+
+
+def test_set_differences(a: dict, b: dict) -> tuple[list[str], list[str]]:
+    """(differences, notes) between two configs' test sets. A data key only one config holds
+    (written by another version of the harness) is no difference, only a note."""
+    ta, tb = test_set(a), test_set(b)
+    diffs = [f"{key}: {ta[key]!r} vs {tb[key]!r}" for key in ("dataset", "context", "mode") if ta[key] != tb[key]]
+    shared = sorted(set(ta["data"]) & set(tb["data"]))
+    diffs += [f"data.{k}: {ta['data'][k]!r} vs {tb['data'][k]!r}" for k in shared if ta["data"][k] != tb["data"][k]]
+    one_sided = sorted(set(ta["data"]) ^ set(tb["data"]))
+    notes = [f"data keys {one_sided} are in only one config (another harness version); not compared"]
+    return diffs, notes if one_sided else []
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists become tuples."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def _fmt(v) -> str:
+    if isinstance(v, tuple):
+        return "[" + ",".join(_fmt(x) for x in v) + "]"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def variant(cfg: dict, preset_cfg: dict) -> str:
+    """'' when `cfg` is its preset's own config (`preset_cfg`, the same model, dataset and preset
+    without --set), else 'key=value, ...' for the keys that differ, NOT_A_VARIANT aside."""
+    base, mine = flatten(preset_cfg), flatten(cfg)
+    diffs = []
+    for key in sorted(set(base) & set(mine)):
+        if key in NOT_A_VARIANT or any(key.startswith(k + ".") for k in NOT_A_VARIANT):
+            continue
+        a, b = mine[key], base[key]
+        if a != b and not (isinstance(a, (int, float)) and isinstance(b, (int, float)) and float(a) == float(b)):
+            diffs.append(f"{key}={_fmt(a)}")
+    return ", ".join(diffs)
+
+
+def model_label(model_name: str) -> str:
+    """Registry name, or `Name` for `path/to/file.py:Name`."""
+    return model_name.rpartition(":")[2] if ":" in model_name else model_name
+
+
+def run_path(out: Path, cfg: dict) -> Path:
+    """<out>/runs/<dataset>/<model>/<preset>-s<seed>-<eval key>."""
+    name = f"{cfg['preset']}-s{cfg['seed']}-{eval_key(cfg)}"
+    return Path(out) / "runs" / cfg["dataset"] / model_label(cfg["model_name"]) / name
+
+
+# ---------------------------------------------------------------- writing
+
+
+def check_writable(out: Path) -> None:
+    """Create `out` if needed and prove a file can be written there; else PermissionError."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-probe-"):
+            pass
+    except OSError as e:
+        raise PermissionError(
+            f"output directory {out} is not writable ({e.strerror or e}); pass --out DIR with a writable directory"
+        ) from None
+
+
+def write_config(directory: Path, cfg: dict) -> None:
+    path = Path(directory) / CONFIG
+    text = yaml.safe_dump(cfg, sort_keys=False)
+    if not path.exists() or path.read_text() != text:
+        write_text(path, text)
+
+
+def run_info(
+    cfg: dict,
+    preset_cfg: dict | None,
+    paper_label: str | None,
+    paper_dataset: str | None,
+    reference: bool,
+) -> dict:
+    """The content of run.json for a run of config `cfg` (preset_cfg: its preset's own config,
+    None when it cannot be resolved, e.g. a model file that has moved: then no variant)."""
+    ev = cfg.get("eval") or {}
+    context, length = int(ev.get("context", 0)), int((cfg.get("data") or {}).get("test_length", 0))
+    horizon = max(length - context, 0)
+    metrics = list(ev.get("metrics") or [])
+    return {
+        "version": INFO_VERSION,
+        "label": model_label(cfg["model_name"]),
+        "paper_label": paper_label,
+        "paper_dataset": paper_dataset,
+        "reference": bool(reference),
+        "variant": variant(cfg, preset_cfg) if preset_cfg is not None else "",
+        "metrics": {m: metric_info(m).to_dict() for m in metrics},
+        "context": context,
+        "horizon": horizon,
+        "bands": [list(b) for b in horizon_bands(horizon)] if horizon else [],
+    }
+
+
+def write_info(directory: Path, info: dict) -> None:
+    write_json(Path(directory) / INFO, info)
+
+
+def update_status(directory: Path, **fields) -> dict:
+    status = {**read_status(directory), **fields}
+    write_json(Path(directory) / STATUS, status)
+    return status
+
+
+def per_example_table(arrays: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Long table: one row per (metric, example, sample, t) with the score."""
+    frames = []
+    for name, s in arrays.items():
+        N, n, h = s.shape
+        ex, sa, t = np.meshgrid(np.arange(N), np.arange(n), np.arange(1, h + 1), indexing="ij")
+        frames.append(
+            pd.DataFrame(
+                {"metric": name, "example": ex.ravel(), "sample": sa.ravel(), "t": t.ravel(), "value": s.ravel()}
+            )
+        )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def write_per_example(directory: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """eval/per_example.parquet (pyarrow installed) or .npz: every score {metric: (N, n_samples, horizon)},
+    so that any number of a report can be recomputed."""
+    base = Path(directory) / PER_EXAMPLE
+    try:
+        import pyarrow  # noqa: F401
+
+        path = base.with_suffix(".parquet")
+        with atomic_open(path, "wb") as f:
+            per_example_table(arrays).to_parquet(f, index=False)
+    except ImportError:
+        path = base.with_suffix(".npz")
+        with atomic_open(path, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    return path
+
+
+def write_evaluation(
+    directory: Path,
+    curves: pd.DataFrame,
+    summary: pd.DataFrame,
+    arrays: dict[str, np.ndarray],
+    samples: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Every evaluation file; summary.csv last, as it marks the evaluation complete.
+    samples: gt (S, T, H, W, C) and pred (S, n_samples, horizon, H, W, C) uint8 and context."""
+    directory = Path(directory)
+    write_per_example(directory, arrays)
+    write_csv(directory / CURVES, curves)
+    if samples is not None:
+        with atomic_open(directory / SAMPLES, "wb") as f:
+            np.savez_compressed(f, **samples)
+    write_csv(directory / SUMMARY, summary)
+
+
+def log_line(record: dict) -> str:
+    """One line of train.jsonl."""
+    return json.dumps(record) + "\n"
+
+
+def write_suite_manifest(out: Path, name: str, manifest: dict) -> Path:
+    path = Path(out) / "suites" / f"{name}.json"
+    write_json(path, manifest)
+    return path
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_yaml_file(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise RunDirError(f"{path} is unreadable ({type(e).__name__}); delete its run directory or repair it") from e
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path} does not hold a config mapping; delete its run directory or repair it")
+    return data
+
+
+def read_config(directory: Path) -> dict:
+    return read_yaml_file(Path(directory) / CONFIG)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def read_status(directory: Path) -> dict:
+    return _read_json(Path(directory) / STATUS)
+
+
+def legacy_info(cfg: dict, status: dict) -> dict:
+    """run.json of a run written before run.json existed, from config.yaml and status.json alone:
+    metrics and bands derive from the config; the variant and the labels are unknown (None)."""
+    info = run_info(cfg, None, None, None, reference="params" in status and int(status.get("params") or 0) == 0)
+    return {**info, "variant": None, "legacy": True}
+
+
+def read_info(directory: Path, cfg: dict | None = None, status: dict | None = None) -> dict:
+    """run.json, or for a run that predates it `legacy_info` (`legacy`: True)."""
+    info = _read_json(Path(directory) / INFO)
+    if info:
+        return {**info, "legacy": False}
+    cfg = cfg if cfg is not None else read_config(directory)
+    return legacy_info(cfg, status if status is not None else read_status(directory))
+
+
+def is_evaluated(directory: Path) -> bool:
+    return (Path(directory) / SUMMARY).exists()
+
+
+def _with_aggregate(frame: pd.DataFrame) -> pd.DataFrame:
+    if "aggregate" not in frame:
+        frame["aggregate"] = "best"  # written before several samples were supported: the only sample
+    return frame
+
+
+def read_summary(directory: Path) -> pd.DataFrame:
+    """eval/summary.csv: metric, aggregate, value, ci_low, ci_high, n[, notes, version]."""
+    return _with_aggregate(pd.read_csv(Path(directory) / SUMMARY))
+
+
+def read_curves(directory: Path) -> pd.DataFrame:
+    """eval/curves.csv: metric, aggregate, t, mean, ci_low, ci_high, n (empty if absent)."""
+    path = Path(directory) / CURVES
+    if not path.exists():
+        return pd.DataFrame(columns=["metric", "aggregate", "t", "mean", "ci_low", "ci_high", "n"])
+    return _with_aggregate(pd.read_csv(path))
+
+
+def has_per_example(directory: Path) -> bool:
+    base = Path(directory) / PER_EXAMPLE
+    return base.with_suffix(".parquet").exists() or base.with_suffix(".npz").exists()
+
+
+def read_per_example(directory: Path) -> dict[str, np.ndarray]:
+    """{metric: (N, n_samples, horizon)} from either per-example format."""
+    base = Path(directory) / PER_EXAMPLE
+    if base.with_suffix(".parquet").exists():
+        table = pd.read_parquet(base.with_suffix(".parquet"))
+        out = {}
+        for name, g in table.groupby("metric", sort=False):
+            N, n, h = g["example"].max() + 1, g["sample"].max() + 1, g["t"].max()
+            arr = np.full((N, n, h), np.nan)
+            arr[g["example"], g["sample"], g["t"] - 1] = g["value"]
+            out[name] = arr
+        return out
+    with np.load(base.with_suffix(".npz")) as z:
+        return {k: z[k] for k in z.files}
+
+
+def read_train_log(directory: Path) -> pd.DataFrame:
+    """train.jsonl as a frame (one row per logged step); a line cut by a kill ends the log."""
+    path = Path(directory) / TRAIN_LOG
+    rows = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if not record.get("skipped_nonfinite"):
+                rows.append(record)
+    return pd.DataFrame(rows)
+
+
+def read_samples(directory: Path) -> dict[str, np.ndarray] | None:
+    """samples/samples.npz: gt (S, T, H, W, C) and pred (S, n, horizon, H, W, C) uint8, context."""
+    path = Path(directory) / SAMPLES
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        return {"gt": z["gt"], "pred": z["pred"], "context": int(z["context"])}
+
+
+def read_suites(results: Path) -> list[dict]:
+    """<results>/suites/*.json written by `--suite`."""
+    out = []
+    for path in sorted((Path(results) / "suites").glob("*.json")):
+        manifest = _read_json(path)
+        if manifest:
+            out.append(manifest)
+    return out
+
+
+def iter_runs(out: Path):
+    """Every run directory under <out>/runs that has a config.yaml."""
+    root = Path(out) / "runs"
+    if root.exists():
+        yield from sorted(p.parent for p in root.glob(f"*/*/*/{CONFIG}"))
+
+
+def results_root(path: Path) -> Path:
+    """Accept either the results directory (holding runs/) or its runs/ directory."""
+    path = Path(path)
+    if not (path / "runs").is_dir() and path.name == "runs":
+        return path.parent
+    return path
+
+
+# ---------------------------------------------------------------- a run, as the reports see it
+
+
+@dataclass(frozen=True)
+class Run:
+    directory: Path
+    rel: str  # path relative to the results directory (for links)
+    cfg: dict = field(repr=False)
+    status: dict = field(repr=False)
+    info: dict = field(repr=False)
+
+    @property
+    def model(self) -> str:
+        return self.info["label"]
+
+    @property
+    def dataset(self) -> str:
+        return self.cfg["dataset"]
+
+    @property
+    def preset(self) -> str:
+        return self.cfg["preset"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.cfg.get("seed", 0))
+
+    @property
+    def legacy(self) -> bool:
+        """Written before run.json: variant and labels unknown (`python bench.py relabel` records them)."""
+        return bool(self.info.get("legacy"))
+
+    @property
+    def variant(self) -> str:
+        """'' for the preset's own config, else the keys that differ; '?' when unknown (legacy)."""
+        v = self.info.get("variant")
+        return "?" if v is None else v
+
+    @property
+    def entry(self) -> str:
+        """The row name of this run's group: model, plus its variant if any."""
+        return f"{self.model} [{self.variant}]" if self.variant else self.model
+
+    @property
+    def paper_label(self) -> str | None:
+        return self.info.get("paper_label")
+
+    @property
+    def paper_dataset(self) -> str | None:
+        return self.info.get("paper_dataset")
+
+    @property
+    def is_reference(self) -> bool:
+        """A naive reference (nothing trained), shown but never ranked or bolded."""
+        return bool(self.info.get("reference"))
+
+    @property
+    def finished(self) -> bool:
+        return is_evaluated(self.directory)
+
+    @property
+    def params(self) -> int:
+        return int(self.status.get("params", 0) or 0)
+
+    @property
+    def train_key(self) -> str:
+        return train_key(self.cfg)
+
+    @property
+    def metrics(self) -> dict[str, dict]:
+        return self.info.get("metrics") or {}
+
+    def get(self, dotted: str, default=None):
+        """A config value by dotted key (`model.levels`), or `default`."""
+        node = self.cfg
+        for key in dotted.split("."):
+            if not isinstance(node, dict) or key not in node:
+                return default
+            node = node[key]
+        return node
+
+
+def load_run(directory: Path, results: Path) -> Run:
+    cfg = read_config(directory)
+    status = read_status(directory)
+    return Run(directory, directory.relative_to(results).as_posix(), cfg, status, read_info(directory, cfg, status))
+
+
+def collect(results: Path) -> list[Run]:
+    """Every readable run under <results>/runs, sorted (dataset, model, preset, variant, seed, directory)."""
+    results = Path(results)
+    runs = []
+    for directory in iter_runs(results):
+        try:
+            runs.append(load_run(directory, results))
+        except (RunDirError, KeyError):
+            continue  # an unreadable config: not a run a report can show
+    return sorted(runs, key=lambda r: (r.dataset, r.model, r.preset, r.variant, r.seed, r.rel))

@@ -1,25 +1,29 @@
 """SVG-LP: Stochastic Video Generation with a Learned Prior (Denton & Fergus, ICML 2018).
 
-Reference code: github.com/edenton/svg (train_svg_lp.py, models/dcgan_64.py, vgg_64.py,
-lstm.py, utils.init_weights). Kept: the DCGAN-64 encoder/decoder with skip connections
-(VGG-64 with `backbone: vgg`, as the paper uses for KTH), g = 128, z = 10, LSTMs of 256
-units (predictor 2 layers, prior and posterior 1 layer each), the posterior reading frame
-t and the prior frame t - 1, teacher forcing in training, loss = sum over time of the
-per-frame MSE + beta * KL with beta = 1e-4, the official weight init; at test the prior
-samples z and the model's own generated frames are fed back after the context.
+Reference code: github.com/edenton/svg at 3f19f0b (train_svg_lp.py, generate_svg_lp.py,
+models/dcgan_64.py, vgg_64.py, lstm.py, utils.init_weights). Kept: the DCGAN-64
+encoder/decoder with skip connections (VGG-64 with `backbone: vgg`, the KTH model), g = 128,
+z = 10, LSTMs of 256 units (predictor 2 layers, prior and posterior 1 layer each), the
+posterior reading frame t and the prior frame t - 1, teacher forcing in training, one
+batch-norm batch per time step in training (the official loop calls the encoder and decoder
+once per step), loss = sum over time of the per-frame MSE + beta * KL with beta = 1e-4, the
+official weight init; at test the prior samples z and the model's own generated frames are
+fed back after the context. tests/test_svg_reference.py checks all of it against the
+official code, weight for weight (`official_name` maps the official parameter names).
 
 Changed, fixing the two known pitfalls of the official code: (1) the skip connections
 come from the LAST context frame (the official code uses frame n_past - 2 in training and
-ties test time to it); (2) batch norm runs on its running statistics at test time
-(`predict` switches to eval mode itself; the official code left the encoder and decoder
-in training mode, so a prediction depended on the other videos of the batch). In training
-the encoder sees all frames of the batch at once (one set of batch statistics instead of
-one per time step), and the LSTMs run as torch.nn.LSTM over the sequence (same weights
+at test; `rollout(..., skip_frame=-2)` reproduces it); (2) batch norm runs on its running
+statistics at test time (`predict` switches to eval mode itself; the official generation
+leaves the encoder and decoder in training mode, so a prediction depends on the other
+videos of the batch). The LSTMs run as torch.nn.LSTM over the sequence (the same tensors
 as the official stack of LSTMCells). See docs/models.md.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +46,14 @@ class SVGConfig:
     nf: int = 64  # base conv width of the encoder/decoder (official: 64; smaller only for CPU presets)
     n_past: int = 36  # training: frames whose skips the decoder uses; later frames reuse frame n_past - 1's
     channels: int = 1  # image channels (filled from the dataset config)
+
+    @property
+    def equivalent_dec_std(self) -> float:
+        """The fixed std (frames in [0, 1]) of the Gaussian decoder whose negative ELBO this objective
+        is, scaled by beta: sum_t MSE_t + beta KL = beta (NLL - const + KL) when sigma^2 = beta D / 2,
+        with D = channels x 64 x 64 values per frame (the Gaussian NLL of a frame is
+        D MSE / (2 sigma^2) + D log(sigma sqrt(2 pi)))."""
+        return math.sqrt(self.beta * self.channels * 64 * 64 / 2)
 
     def __post_init__(self):
         if self.backbone not in ("dcgan", "vgg"):
@@ -155,10 +167,10 @@ class LSTMHead(nn.Module):
         self.lstm = nn.LSTM(hidden, hidden, layers, batch_first=True)
         self.out = out
 
-    def forward(self, x: Tensor, state=None):
-        """x (N, T, in) -> (N, T, out), state."""
+    def forward(self, x: Tensor, state=None, **out_options):
+        """x (N, T, in) -> (N, T, out), state. `out_options` go to the head (a Gaussian head's `eps`)."""
         h, state = self.lstm(self.embed(x), state)
-        return self.out(h), state
+        return self.out(h, **out_options), state
 
 
 class GaussianHead(nn.Module):
@@ -169,9 +181,11 @@ class GaussianHead(nn.Module):
         self.mu = nn.Linear(hidden, z)
         self.logvar = nn.Linear(hidden, z)
 
-    def forward(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, h: Tensor, eps: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """h (..., hidden) -> z, mu, logvar (..., z); `eps` (..., z): the standard normal noise, drawn when None."""
         mu, logvar = self.mu(h), self.logvar(h)
-        return mu + (0.5 * logvar).exp() * torch.randn_like(mu), mu, logvar
+        eps = torch.randn_like(mu) if eps is None else eps
+        return mu + (0.5 * logvar).exp() * eps, mu, logvar
 
 
 def kl_logvar(mu1: Tensor, logvar1: Tensor, mu2: Tensor, logvar2: Tensor) -> Tensor:
@@ -187,6 +201,49 @@ def init_weights(m: nn.Module) -> None:
     elif isinstance(m, nn.BatchNorm2d):
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)
+
+
+# ---------------------------------------------------------------- official parameter names
+
+
+def _stage(offset: int, pattern: str):
+    """A replacement that numbers stages from 0: c1 -> stages.0 (encoder), upc2 -> stages.0 (decoder)."""
+    return lambda m: pattern.format(int(m[1]) - offset, *m.groups()[1:])
+
+
+# edenton/svg's module names -> ours. Its LSTMs are one nn.LSTMCell per layer, ours one nn.LSTM
+# (the same tensors under other names).
+_OFFICIAL_RENAMES = {
+    "common": [
+        (r"frame_predictor\.lstm\.(\d+)\.(weight|bias)_(ih|hh)", r"predictor.lstm.\2_\3_l\1"),
+        (r"(posterior|prior)\.lstm\.(\d+)\.(weight|bias)_(ih|hh)", r"\1.lstm.\3_\4_l\2"),
+        (r"frame_predictor\.embed\.", "predictor.embed."),
+        (r"frame_predictor\.output\.0\.", "predictor.out.0."),
+        (r"(posterior|prior)\.embed\.", r"\1.embed."),
+        (r"(posterior|prior)\.(mu|logvar)_net\.", r"\1.out.\2."),
+        (r"encoder\.c5\.", "encoder.last."),
+        (r"decoder\.upc1\.", "decoder.first."),
+    ],
+    "dcgan": [  # dcgan_64.py: c1-c4 dcgan_conv and upc2-upc4 dcgan_upconv (main = conv, bn, lrelu)
+        (r"encoder\.c([1-4])\.main\.", _stage(1, "encoder.stages.{}.")),
+        (r"decoder\.upc([2-4])\.main\.", _stage(2, "decoder.stages.{}.")),
+        (r"decoder\.upc5\.", "decoder.last."),
+    ],
+    "vgg": [  # vgg_64.py: c1-c4 and upc2-upc5 are Sequentials of vgg_layer (main = conv, bn, lrelu)
+        (r"encoder\.c([1-4])\.(\d)\.main\.", _stage(1, "encoder.stages.{}.{}.")),
+        (r"decoder\.upc([2-5])\.(\d)\.main\.", _stage(2, "decoder.stages.{}.{}.")),
+        (r"decoder\.upc5\.1\.", "decoder.stages.3.1."),  # the output conv after upc5's vgg_layer
+    ],
+}
+
+
+def official_name(name: str, backbone: str) -> str:
+    """Our name of a parameter or buffer of the official SVG-LP, whose five modules are saved as
+    `encoder`, `decoder`, `frame_predictor`, `posterior` and `prior` (train_svg_lp.py)."""
+    for pattern, repl in _OFFICIAL_RENAMES["common"] + _OFFICIAL_RENAMES[backbone]:
+        if re.match(pattern, name):
+            return re.sub(pattern, repl, name, count=1)
+    raise KeyError(f"no SVG parameter corresponds to the official {name!r} (backbone {backbone!r})")
 
 
 # ---------------------------------------------------------------- the model
@@ -209,22 +266,42 @@ class SVG(VideoModel):
         self.prior = LSTMHead(c.g_dim, c.rnn_size, c.prior_layers, GaussianHead(c.rnn_size, c.z_dim))
         self.apply(init_weights)
 
+    def encode(self, video: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """video (B, T, C, H, W) -> h (B, T, g) and skips [(B, T, c, h, w)] at 4 resolutions.
+
+        In training each time step is its own batch-norm batch, as in the official loop (which
+        encodes x[t-1] and x[t] at every step); in eval mode batch norm uses its running
+        statistics, so all frames go through at once (the same numbers)."""
+        B, T = video.shape[:2]
+        if self.encoder.training:
+            steps = [self.encoder(video[:, t]) for t in range(T)]
+            h = torch.stack([s[0] for s in steps], 1)  # (B, T, g)
+            skips = [torch.stack(level, 1) for level in zip(*(s[1] for s in steps))]
+            return h, skips
+        h, skips = self.encoder(video.flatten(0, 1))  # (B*T, g), [(B*T, c, h, w)]
+        return h.unflatten(0, (B, T)), [s.unflatten(0, (B, T)) for s in skips]
+
     def loss(self, video: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.objective(video)
+
+    def objective(self, video: Tensor, eps: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """The official train(): sum over steps of the frame MSE + beta x KL(q || p), KL summed over
+        z and steps and divided by the batch. eps (B, T-1, z): the posterior's noise (drawn when None)."""
         c = self.cfg
         B, T, C, H, W = video.shape
         if T <= c.n_past:
             raise ValueError(
                 f"SVG trains on windows longer than n_past = {c.n_past}; got {T} frames (raise train.seq_len)"
             )
-        h, skips = self.encoder(video.flatten(0, 1))  # (B*T, g), skips (B*T, ...)
-        h = h.unflatten(0, (B, T))  # (B, T, g)
-        (z, mu, logvar), _ = self.posterior(h[:, 1:])  # q(z_t | x_1:t), t = 1..T-1
+        h, skips = self.encode(video)  # (B, T, g), [(B, T, ...)]
+        (z, mu, logvar), _ = self.posterior(h[:, 1:], eps=eps)  # q(z_t | x_1:t), t = 1..T-1
         (_, mu_p, logvar_p), _ = self.prior(h[:, :-1])  # p(z_t | x_1:t-1)
         g, _ = self.predictor(torch.cat([h[:, :-1], z], -1))  # (B, T-1, g), teacher forcing
-        # frame t uses the skips of frame t - 1 up to the last "past" frame, then those of frame n_past - 1
-        src = torch.arange(T - 1, device=video.device).clamp(max=c.n_past - 1)  # (T-1,)
-        step_skips = [s.unflatten(0, (B, T))[:, src].flatten(0, 1) for s in skips]  # (B*(T-1), ...)
-        pred = self.decoder(g.flatten(0, 1), step_skips).unflatten(0, (B, T - 1))  # (B, T-1, C, H, W)
+        # frame t + 1 uses the skips of frame t up to the last "past" frame, then those of frame n_past - 1;
+        # one decoder call per step: one batch-norm batch per step, as the official loop
+        pred = torch.stack(
+            [self.decoder(g[:, t], [s[:, min(t, c.n_past - 1)] for s in skips]) for t in range(T - 1)], 1
+        )  # (B, T-1, C, H, W)
         mse = (pred - video[:, 1:]).pow(2).mean(dim=(0, 2, 3, 4)).sum()  # nn.MSELoss per step, summed over steps
         kld = kl_logvar(mu, logvar, mu_p, logvar_p).sum() / B  # official kl_criterion summed over steps
         loss = mse + c.beta * kld
@@ -243,25 +320,32 @@ class SVG(VideoModel):
             for frames in self.rollout_chunks(context.repeat_interleave(n_samples, dim=0), horizon, chunk):
                 yield frames.clamp(0, 1).unflatten(0, (B, n_samples))  # (B, n, chunk, C, H, W)
 
-    def rollout(self, ctx: Tensor, horizon: int) -> Tensor:
-        """ctx (N, Tc, C, H, W) -> (N, horizon, C, H, W)."""
-        return torch.cat(list(self.rollout_chunks(ctx, horizon, chunk=max(horizon, 1))), dim=1)
+    def rollout(self, ctx: Tensor, horizon: int, **options) -> Tensor:
+        """ctx (N, Tc, C, H, W) -> (N, horizon, C, H, W); `options` as for `rollout_chunks`."""
+        return torch.cat(list(self.rollout_chunks(ctx, horizon, chunk=max(horizon, 1), **options)), dim=1)
 
-    def rollout_chunks(self, ctx: Tensor, horizon: int, chunk: int):
-        """`rollout`, yielded `chunk` generated frames at a time: (N, <= chunk, C, H, W)."""
+    def rollout_chunks(self, ctx: Tensor, horizon: int, chunk: int, eps: Tensor | None = None, skip_frame: int = -1):
+        """`rollout`, yielded `chunk` generated frames at a time: (N, <= chunk, C, H, W).
+
+        eps (N, Tc - 1 + horizon, z): the noise of the posterior over the context, then of the prior
+        at each predicted frame (drawn when None; zeros = mean latents). skip_frame: the context frame
+        whose skips the decoder uses; -1 (the last) is the harness's rule, -2 the official
+        generate_svg_lp.py's (its skips stop updating at frame n_past - 2)."""
         N, Tc = ctx.shape[:2]
-        h, skips = self.encoder(ctx.flatten(0, 1))
-        h = h.unflatten(0, (N, Tc))  # (N, Tc, g)
-        skip = [s.unflatten(0, (N, Tc))[:, -1] for s in skips]  # the last context frame's skips
+        if not -Tc <= skip_frame < Tc:
+            raise ValueError(f"skip_frame {skip_frame} is outside a context of {Tc} frames")
+        noise = (lambda a, b: None) if eps is None else (lambda a, b: eps[:, a:b])
+        h, skips = self.encode(ctx)  # (N, Tc, g), [(N, Tc, ...)]
+        skip = [s[:, skip_frame] for s in skips]
         prior_state = pred_state = None
         if Tc > 1:  # warm up on the context as in the official generation: posterior z, ground-truth inputs
-            (z, _, _), _ = self.posterior(h[:, 1:])
+            (z, _, _), _ = self.posterior(h[:, 1:], eps=noise(0, Tc - 1))
             _, prior_state = self.prior(h[:, :-1])
             _, pred_state = self.predictor(torch.cat([h[:, :-1], z], -1), pred_state)
         h_in = h[:, -1:]  # (N, 1, g): the last context frame
         frames = []
         for k in range(horizon):
-            (z, _, _), prior_state = self.prior(h_in, prior_state)
+            (z, _, _), prior_state = self.prior(h_in, prior_state, eps=noise(Tc - 1 + k, Tc + k))
             g, pred_state = self.predictor(torch.cat([h_in, z], -1), pred_state)
             x = self.decoder(g[:, 0], skip)  # (N, C, H, W)
             frames.append(x)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.distributions.relaxed_categorical import ExpRelaxedCategorical
 
+from benchmarks.config import resolve_config
 from benchmarks.protocol import open_loop
 from models import build_model
 
@@ -186,9 +187,43 @@ def test_svg_training_skips_come_from_the_last_past_frame():
     video = moving_square(2, 8)
     with torch.no_grad():
         model.loss(video)
-        _, skips = model.encoder(video.flatten(0, 1))  # the same batch statistics as inside loss()
-    s0 = skips[0].unflatten(0, (2, 8))  # (B, T, ...)
-    got = used[0][0].unflatten(0, (2, 7))  # (B, T-1, ...): the skips used for frames 1..7
-    for t in range(7):
+    assert len(used) == 7  # one decoder call per predicted step (one batch-norm batch each, as the official loop)
+    for t, skips in enumerate(used):
         src = min(t, 2)  # frame t + 1 uses frame t's skips up to frame n_past - 1 = 2
-        assert torch.equal(got[:, t], s0[:, src])
+        with torch.no_grad():
+            expected = model.encoder(video[:, src])[1]  # train mode: the statistics of that frame's batch
+        assert all(torch.equal(u, e) for u, e in zip(skips, expected))
+
+
+def test_svg_objective_is_a_gaussian_elbo_scaled_by_beta():
+    """sum_t MSE_t + beta KL = beta (Gaussian NLL - its constant + KL) with the std `equivalent_dec_std`."""
+    model = smoke("svg").train()
+    video = moving_square(2, 6)
+    preds = []
+    model.decoder.register_forward_hook(lambda m, args, out: preds.append(out))
+    with torch.no_grad():
+        loss, terms = model.objective(video, eps=torch.randn(2, 5, model.cfg.z_dim, generator=torch.manual_seed(0)))
+    sigma, D = model.cfg.equivalent_dec_std, 64 * 64
+    assert sigma == pytest.approx(math.sqrt(model.cfg.beta * D / 2))
+    pred = torch.stack(preds, 1).double()  # (B, T-1, C, H, W)
+    nll = -torch.distributions.Normal(pred, sigma).log_prob(video[:, 1:].double()).sum((1, 2, 3, 4)).mean()
+    const = 5 * D * math.log(sigma * math.sqrt(2 * math.pi))  # per frame, 5 predicted frames
+    elbo_loss = model.cfg.beta * (nll - const + terms["kl"].double() * 5)
+    assert loss.item() == pytest.approx(elbo_loss.item(), rel=1e-5)
+
+
+# edenton/svg README.md line 44, the authors' 64x64 KTH command; the rest are train_svg_lp.py's defaults
+SVG_KTH = {"backbone": "vgg", "g_dim": 128, "z_dim": 24, "beta": 1e-6, "rnn_size": 256, "predictor_layers": 2}
+SVG_MMNIST = {"backbone": "dcgan", "g_dim": 128, "z_dim": 10, "beta": 1e-4, "rnn_size": 256, "predictor_layers": 2}
+
+
+@pytest.mark.parametrize("dataset", ["mmnist", "mmnist_official", "kth", "minerl", "mazes"])
+def test_svg_settings_per_dataset(dataset):
+    """KTH: the original's own KTH settings and the large (VGG-64, 23M) model; every other dataset
+    the small DCGAN-64 (13M) with the SM-MNIST settings (Table D.2; paper Sec. 3.3)."""
+    cfg = resolve_config("svg", dataset, "paper")
+    expected, lr, count = (SVG_KTH, 8e-4, "23M") if dataset == "kth" else (SVG_MMNIST, 1e-3, "13M")
+    assert {k: getattr(cfg.model, k) for k in expected} == expected
+    assert (cfg.model.posterior_layers, cfg.model.prior_layers, cfg.model.n_past) == (1, 1, 36)
+    assert cfg.train.lr == lr
+    assert f"{round(build_model('svg', dataset=dataset, preset='paper').num_params() / 1e6)}M" == count

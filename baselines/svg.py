@@ -254,6 +254,7 @@ class SVG(VideoModel):
     """SVG-LP. `loss` is the official objective; `predict` feeds its own frames back after the context."""
 
     config_class = SVGConfig
+    paper_label = "SVG"  # its row in Table 1
 
     def __init__(self, **hparams):
         super().__init__(**hparams)

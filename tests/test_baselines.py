@@ -8,7 +8,7 @@ from torch.distributions.relaxed_categorical import ExpRelaxedCategorical
 
 from benchmarks.config import resolve_config
 from benchmarks.protocol import open_loop
-from models import build_model
+from models import build_model, get_model_class
 
 BASELINES = ["rssm", "vta", "svg"]
 
@@ -227,3 +227,7 @@ def test_svg_settings_per_dataset(dataset):
     assert (cfg.model.posterior_layers, cfg.model.prior_layers, cfg.model.n_past) == (1, 1, 36)
     assert cfg.train.lr == lr
     assert f"{round(build_model('svg', dataset=dataset, preset='paper').num_params() / 1e6)}M" == count
+
+
+def test_svg_paper_label_is_its_table1_row():
+    assert get_model_class("svg").paper_label == "SVG"

@@ -1,4 +1,9 @@
-"""One run end to end: config -> data -> train (or resume) -> open-loop eval -> run directory."""
+"""One run end to end: config -> data -> train (or resume) -> open-loop eval -> run directory.
+
+Everything a report needs is written into the run directory through rundir/run.py:
+config.yaml, run.json (`record_run`: labels, variant, metric directions, horizon bands),
+status.json, train.jsonl, eval/ and samples/.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from benchmarks.evaluate import evaluate
 from benchmarks.protocol import ProtocolError, check_context
 from benchmarks.trainer import CHECKPOINT, build_seeded, train
 from datasets import get_dataset
-from rundir.run import check_writable, update_status, write_config
+from rundir.run import INFO, check_writable, read_status, run_info, update_status, write_config, write_info
 
 
 def machine_info() -> dict:
@@ -72,6 +77,41 @@ def load_metric_networks(cfg, device) -> None:
         get_model(device)
 
 
+def describe_run(cfg: dict, reference: bool) -> dict:
+    """run.json of a run of config `cfg` (config.yaml's dict), from what this checkout knows: the
+    preset's own config (its variant is the keys that differ from it), the model's Table 1 label
+    and the dataset's name in the paper."""
+    from benchmarks.config import resolve_config
+    from datasets import get_dataset_class
+    from models import get_model_class
+
+    try:
+        preset_cfg = resolve_config(cfg["model_name"], cfg["dataset"], cfg["preset"], seed=cfg.get("seed", 0))
+        preset_dict = preset_cfg.to_dict()
+    except ConfigError:  # e.g. a model file that has moved: no variant can be named
+        preset_dict = None
+    try:
+        paper_label = get_model_class(cfg["model_name"]).paper_label
+    except KeyError:
+        paper_label = None
+    try:
+        paper_dataset = get_dataset_class(cfg["dataset"]).paper_name
+    except KeyError:
+        paper_dataset = None
+    return run_info(cfg, preset_dict, paper_label, paper_dataset, reference)
+
+
+def record_run(directory: Path, cfg: dict, reference: bool | None = None, overwrite: bool = True) -> bool:
+    """Write the run's run.json (`overwrite=False`: only if it has none). reference None: from
+    status.json's parameter count (0: a naive reference). Returns whether it wrote."""
+    if not overwrite and (Path(directory) / INFO).exists():
+        return False
+    if reference is None:
+        reference = int(read_status(directory).get("params", -1)) == 0
+    write_info(directory, describe_run(cfg, reference))
+    return True
+
+
 def is_finished(directory: Path) -> bool:
     return (directory / "eval" / "summary.csv").exists() and (directory / CHECKPOINT).exists()
 
@@ -86,6 +126,8 @@ def run_one(cfg, out: Path, device: str = "cpu", progress: bool = True, force: b
     dataset = get_dataset(cfg.data)
     dataset.ensure_ready(progress=progress)  # generates Moving MNIST; others must be prepared
     if is_finished(directory) and not force:
+        if rank == 0:
+            record_run(directory, cfg.to_dict(), overwrite=False)  # finished before run.json existed
         return directory
     load_metric_networks(cfg, dev)  # every check before anything is written
     train_videos = load_checked(dataset, "train", cfg)
@@ -105,6 +147,7 @@ def run_one(cfg, out: Path, device: str = "cpu", progress: bool = True, force: b
     directory.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         write_config(directory, cfg.to_dict())
+        record_run(directory, cfg.to_dict(), reference=not model.trainable)
         update_status(directory, params=model.num_params(), model=cfg.model_name, device=str(dev), **machine_info())
     result = train(model, cfg, train_videos, directory, dev, progress=progress, force=force)
     if rank != 0:

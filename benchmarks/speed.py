@@ -16,14 +16,16 @@ from pathlib import Path
 
 import torch
 
-# Table D.1: hours for 100 epochs on one Titan Xp. One epoch of the paper's Moving MNIST is
-# ~2.016M frames (2.5 days = 300 epochs at ~2.8k frames/s), so rate = 100 * 2.016e6 / (h * 3600).
-PAPER_HOURS_100_EPOCHS = {"cwvae": 20, "notmpabs": 31, "rssm": 18, "vta": 21, "svg": 37}
+# One epoch of the paper's Moving MNIST is ~2.016M frames (2.5 days = 300 epochs at ~2.8k frames/s).
 PAPER_FRAMES_PER_EPOCH = 2.016e6
 
 
-def paper_rate(model: str) -> float | None:
-    hours = PAPER_HOURS_100_EPOCHS.get(model)
+def paper_rate(paper_label: str | None) -> float | None:
+    """Training frames/s of the paper's model of this Table 1 label on one Titan Xp, from Table D.1's
+    hours for 100 epochs (reports/paper/table_d1_train_hours.csv): 100 * 2.016e6 / (hours * 3600)."""
+    from reports.reference import paper_train_hours
+
+    hours = paper_train_hours().get(paper_label) if paper_label else None
     return None if hours is None else 100 * PAPER_FRAMES_PER_EPOCH / (hours * 3600)
 
 

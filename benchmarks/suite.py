@@ -189,7 +189,7 @@ def stand_ins(spec: dict, preset: str, progress: bool = True) -> tuple[dict[str,
 
 def plan_suite(name: str, spec: dict, preset: str, seeds: int, out: Path, extra_sets=(), progress=True) -> Plan:
     """Resolve every run, prepare generated datasets, and group what is left to do into chains."""
-    from benchmarks.pipeline import is_finished
+    from benchmarks.pipeline import is_finished, record_run
     from datasets import DatasetCorrupt, DatasetNotReady, dataset_names, get_dataset
     from models import model_names
 
@@ -245,6 +245,7 @@ def plan_suite(name: str, spec: dict, preset: str, seeds: int, out: Path, extra_
             base = None
             chain_key = str(directory)
         if is_finished(directory):
+            record_run(directory, cfg.to_dict(), overwrite=False)  # finished before run.json existed
             plan.finished.append(str(directory))
             continue
         chains.setdefault(chain_key, []).append((s, cfg, base[1] if s.eval_of else None))

@@ -58,6 +58,8 @@ class Dataset:
     config_class: ClassVar[type[DataConfig]] = DataConfig
     registry_name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    # the dataset's name in the paper's Table 1 ("Moving MNIST"); None: not one of the paper's datasets
+    paper_name: ClassVar[str | None] = None
 
     def __init__(self, cfg: DataConfig):
         self.cfg = cfg

@@ -28,6 +28,7 @@ class GQNMazes(OfficialVideoArchive):
 
     config_class = MazesConfig
     description = "GQN Mazes, from gqn_mazes.zip (300-frame videos, 64x64 RGB)"
+    paper_name = "GQN Mazes"
     archive_names = ("gqn_mazes.zip",)
     frames = {"train": 300, "test": 300}
     stored_channels = 3

@@ -28,6 +28,7 @@ class MineRLNavigate(OfficialVideoArchive):
 
     config_class = MineRLConfig
     description = "MineRL Navigate, from minerl_navigate.zip (961 + 225 videos x 500 frames, 64x64 RGB)"
+    paper_name = "MineRL Navigate"
     archive_names = ("minerl_navigate.zip",)
     frames = {"train": 500, "test": 500}
     stored_channels = 3

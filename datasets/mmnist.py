@@ -112,6 +112,7 @@ class MovingMNIST(Dataset):
 
     config_class = MovingMNISTConfig
     description = "Moving MNIST, generated offline (2 digits, 64x64, bouncing)"
+    paper_name = "Moving MNIST"
 
     def variant(self) -> str:
         c = self.cfg

@@ -27,6 +27,7 @@ class OfficialMovingMNIST(OfficialVideoArchive):
 
     config_class = OfficialMovingMNISTConfig
     description = "Moving MNIST, official archive moving_mnist_2digit.zip (train 100 / test 1000 frames, 64x64 gray)"
+    paper_name = "Moving MNIST"
     archive_names = ("moving_mnist_2digit.zip",)
     split_folders = {"train": "train-seq100", "test": "test-seq1000"}
     frames = {"train": 100, "test": 1000}

@@ -2,31 +2,43 @@
 
 With two or more seeds the interval is a t-interval over the seeds' values; with one
 seed it is that run's own interval over test videos (eval/summary.csv), and `ci_over`
-says which.
+says which. Each row carries what the run directory says of its run and metric: the
+model's Table 1 label, the dataset's name in the paper, the metric's direction and its
+official-mode twin (run.json).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
-from reports.collect import Run, read_curves, read_summary
+from rundir.run import Run, read_curves, read_summary
+from rundir.stats import t_interval
 
 GROUP = ["dataset", "preset", "entry"]
+# per (dataset, preset, entry) or per metric, the same in every run of a group: carried through
+RUN_COLUMNS = ["model", "variant", "reference", "paper_label", "paper_dataset"]
+METRIC_COLUMNS = ["higher_is_better", "official_of"]
 
 
-def t_interval(values: np.ndarray) -> tuple[float, float, float]:
-    """values (n,) -> (mean, low, high) of a 95% t-interval; n == 1 gives (v, v, v)."""
-    from scipy import stats
+def run_columns(run: Run) -> dict:
+    return dict(
+        model=run.model,
+        variant=run.variant,
+        reference=run.is_reference,
+        paper_label=run.paper_label or "",
+        paper_dataset=run.paper_dataset or "",
+    )
 
-    v = np.asarray(values, dtype=float)
-    mean = float(v.mean())
-    if len(v) < 2:
-        return mean, mean, mean
-    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return mean, mean - half, mean + half
+
+def metric_columns(run: Run, metric: str) -> dict:
+    from rundir.stats import metric_info
+
+    recorded = run.metrics.get(metric) or {}
+    return dict(
+        higher_is_better=run.higher_is_better(metric),
+        official_of=recorded.get("official_of", metric_info(metric).official_of) or "",
+    )
 
 
 def run_rows(runs: list[Run], aggregate: str = "best") -> pd.DataFrame:
@@ -35,7 +47,7 @@ def run_rows(runs: list[Run], aggregate: str = "best") -> pd.DataFrame:
     for run in runs:
         if not run.finished:
             continue
-        summary = read_summary(run)
+        summary = read_summary(run.directory)
         chosen = summary[summary["aggregate"] == aggregate]
         if chosen.empty:  # an evaluation with only one aggregate
             chosen = summary.drop_duplicates("metric")
@@ -45,11 +57,10 @@ def run_rows(runs: list[Run], aggregate: str = "best") -> pd.DataFrame:
                     dataset=run.dataset,
                     preset=run.preset,
                     entry=run.entry,
-                    model=run.model,
-                    variant=run.variant,
-                    reference=run.is_reference,
+                    **run_columns(run),
                     seed=run.seed,
                     metric=r["metric"],
+                    **metric_columns(run, r["metric"]),
                     value=float(r["value"]),
                     run_ci_low=float(r.get("ci_low", np.nan)),
                     run_ci_high=float(r.get("ci_high", np.nan)),
@@ -58,14 +69,11 @@ def run_rows(runs: list[Run], aggregate: str = "best") -> pd.DataFrame:
                 )
             )
     cols = [
-        "dataset",
-        "preset",
-        "entry",
-        "model",
-        "variant",
-        "reference",
+        *GROUP,
+        *RUN_COLUMNS,
         "seed",
         "metric",
+        *METRIC_COLUMNS,
         "value",
         "run_ci_low",
         "run_ci_high",
@@ -80,7 +88,7 @@ def over_seeds(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for key, g in rows.groupby([*GROUP, "metric"], sort=True):
         g = g.sort_values("seed")
-        mean, low, high = t_interval(g["value"].to_numpy())
+        mean, low, high = (float(x) for x in t_interval(g["value"].to_numpy()))
         over = "seeds"
         if len(g) == 1:
             low, high, over = float(g["run_ci_low"].iloc[0]), float(g["run_ci_high"].iloc[0]), "videos"
@@ -88,9 +96,7 @@ def over_seeds(rows: pd.DataFrame) -> pd.DataFrame:
         out.append(
             dict(
                 zip([*GROUP, "metric"], key),
-                model=first["model"],
-                variant=first["variant"],
-                reference=bool(first["reference"]),
+                **{c: first[c] for c in RUN_COLUMNS + METRIC_COLUMNS},
                 value=mean,
                 ci_low=low,
                 ci_high=high,
@@ -103,9 +109,8 @@ def over_seeds(rows: pd.DataFrame) -> pd.DataFrame:
     cols = [
         *GROUP,
         "metric",
-        "model",
-        "variant",
-        "reference",
+        *RUN_COLUMNS,
+        *METRIC_COLUMNS,
         "value",
         "ci_low",
         "ci_high",
@@ -126,10 +131,11 @@ def curves_over_seeds(runs: list[Run], aggregate: str = "best") -> pd.DataFrame:
     for run in runs:
         if not run.finished:
             continue
-        c = read_curves(run)
+        c = read_curves(run.directory)
         if c.empty:
             continue
         c = c[c["aggregate"] == aggregate] if (c["aggregate"] == aggregate).any() else c
+        direction = {m: run.higher_is_better(m) for m in c["metric"].unique()}
         parts.append(
             c.assign(
                 dataset=run.dataset,
@@ -138,9 +144,11 @@ def curves_over_seeds(runs: list[Run], aggregate: str = "best") -> pd.DataFrame:
                 model=run.model,
                 reference=run.is_reference,
                 seed=run.seed,
+                higher_is_better=c["metric"].map(direction),
             )
         )
-    cols = [*GROUP, "metric", "t", "model", "reference", "mean", "ci_low", "ci_high", "ci_over", "n_seeds"]
+    cols = [*GROUP, "metric", "t", "model", "reference", "higher_is_better"]
+    cols += ["mean", "ci_low", "ci_high", "ci_over", "n_seeds"]
     if not parts:
         return pd.DataFrame(columns=cols)
     allc = pd.concat(parts, ignore_index=True)
@@ -149,15 +157,9 @@ def curves_over_seeds(runs: list[Run], aggregate: str = "best") -> pd.DataFrame:
         seeds = sorted(g["seed"].unique())
         wide = g.pivot_table(index="t", columns="seed", values="mean")  # (T, n_seeds)
         first = g[g["seed"] == seeds[0]].set_index("t").reindex(wide.index)
-        m = wide.mean(1).to_numpy()
-        if len(seeds) >= 2:
-            from scipy import stats
-
-            n = wide.notna().sum(1).to_numpy()
-            sd = wide.std(1, ddof=1).to_numpy()
-            half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
-            lo, hi, over = m - half, m + half, "seeds"
-        else:
+        m, lo, hi = t_interval(wide.to_numpy(), axis=1)  # (T,) each: over the seeds at each t
+        over = "seeds"
+        if len(seeds) < 2:
             lo, hi, over = first["ci_low"].to_numpy(), first["ci_high"].to_numpy(), "videos"
         out.append(
             pd.DataFrame(
@@ -166,6 +168,7 @@ def curves_over_seeds(runs: list[Run], aggregate: str = "best") -> pd.DataFrame:
                     "t": wide.index.to_numpy(),
                     "model": g["model"].iloc[0],
                     "reference": bool(g["reference"].iloc[0]),
+                    "higher_is_better": bool(g["higher_is_better"].iloc[0]),
                     "mean": m,
                     "ci_low": lo,
                     "ci_high": hi,

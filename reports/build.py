@@ -4,8 +4,16 @@
                                  studies and index.md (links to everything) into `out`
     write_paper_report(out)      table1 and mean_rank of the paper's own numbers
 
-Nothing here trains, loads a model or reads a dataset; the same run directories give
-the same files (byte for byte: no dates, sorted everywhere, PNGs without metadata).
+Nothing here trains, loads a model or reads a dataset, and nothing imports the harness
+or torch: runs are read through rundir/ only (tests/test_architecture.py checks it). The
+same run directories give the same files (byte for byte: no dates, sorted everywhere,
+PNGs without metadata).
+
+Table 1, the mean rank, the curves and the sample strips show the runs of the paper's
+comparison (a Table 1 label in run.json) and the naive references, each at its preset's
+own config; `variants=True` adds runs whose config differs from their preset's,
+`all_models=True` models outside the paper's comparison (your own, `rssm_planet`). The
+leaderboard and the studies show every run.
 """
 
 from __future__ import annotations
@@ -17,16 +25,18 @@ import numpy as np
 
 from reports import markdown
 from reports.aggregate import curves_over_seeds, over_seeds, run_rows
-from reports.collect import Run, collect, read_samples, read_suites, results_root
 from reports.curves import write_curves
 from reports.leaderboard import leaderboard_frame, write_leaderboard_files
-from reports.reference import PAPER_DATASETS, PAPER_MODELS, dataset_order, dataset_title, model_title
+from reports.reference import dataset_order, dataset_title, paper_datasets, paper_models
 from reports.samples import write_strip
 from reports.significance import significance_frame
 from reports.studies import write_studies
 from reports.table1 import mean_rank_frame, table1_frame, write_mean_rank, write_table1
 from reports.training import write_training
 from rundir.atomic import write_text
+from rundir.run import Run, collect, read_samples, read_suites, results_root
+
+RELABEL = "python bench.py relabel --out DIR"
 
 
 @dataclass
@@ -39,15 +49,30 @@ class Report:
 
 def colors_for(runs: list[Run]) -> dict[str, int]:
     """A stable colour index per entry: the paper's models first, in the paper's order."""
-    entries = sorted(
-        {r.entry for r in runs},
-        key=lambda e: (
-            e.split(" [")[0] not in PAPER_MODELS,
-            PAPER_MODELS.index(e.split(" [")[0]) if e.split(" [")[0] in PAPER_MODELS else 0,
-            e,
-        ),
-    )
-    return {e: i for i, e in enumerate(entries)}
+    order = paper_models()
+    rank = {r.entry: order.index(r.paper_label) if r.paper_label in order else len(order) for r in runs}
+    return {e: i for i, e in enumerate(sorted(rank, key=lambda e: (rank[e], e)))}
+
+
+def in_table1(run: Run, variants: bool = False, all_models: bool = False) -> bool:
+    """Whether a run is one of Table 1's (see the module docstring); runs without run.json never are."""
+    if run.legacy:
+        return False
+    return (variants or not run.variant) and (all_models or bool(run.paper_label) or run.is_reference)
+
+
+def stand_in_notes(results: Path) -> dict[str, list[str]]:
+    """{preset: notes} of the datasets that stood in for others in a suite (its manifest)."""
+    notes: dict[str, list[str]] = {}
+    for suite in read_suites(results):
+        for item in suite.get("stand_ins", []):
+            notes.setdefault(suite.get("preset", ""), []).append(f"suite `{suite['suite']}`: {item['note']}")
+    return {p: list(dict.fromkeys(n)) for p, n in notes.items()}
+
+
+def paper_names(runs: list[Run]) -> dict[str, str]:
+    """{dataset: its name in the paper} as the runs recorded it."""
+    return {r.dataset: r.paper_dataset for r in runs if r.paper_dataset}
 
 
 def write_samples(runs: list[Run], out: Path) -> list[Path]:
@@ -63,14 +88,15 @@ def write_samples(runs: list[Run], out: Path) -> list[Path]:
             first_by_entry.setdefault(run.entry, run)
         gt, context, rows = None, None, []
         for entry, run in sorted(first_by_entry.items(), key=lambda kv: (kv[1].is_reference, kv[0])):
-            s = read_samples(run)
+            s = read_samples(run.directory)
             if gt is None:
                 gt, context = s["gt"][0], s["context"]
             if s["context"] != context or s["gt"][0].shape != gt.shape or not np.array_equal(s["gt"][0], gt):
                 continue  # another test set (a variant with other data): not comparable in one strip
-            rows.append((f"{model_title(entry)} (s{run.seed})", s["pred"][0, 0]))
+            rows.append((f"{entry} (s{run.seed})", s["pred"][0, 0]))
         if rows:
-            title = f"{dataset_title(dataset)}, preset {preset}: test video 1, open loop after {context} frames"
+            name = dataset_title(dataset, members[0].paper_dataset)
+            title = f"{name}, preset {preset}: test video 1, open loop after {context} frames"
             files += write_strip(gt, rows, context, title, out / "samples" / preset / dataset)
     return files
 
@@ -87,14 +113,25 @@ def missing_section(runs: list[Run], results: Path) -> str:
             lines.append(f"- suite `{suite['suite']}`: model `{item['model']}` not available ({item['reason']})")
         for item in suite.get("failed", []):
             lines.append(f"- suite `{suite['suite']}`: run `{item['run']}` failed: {item['error']}")
-    have_datasets = {r.dataset for r in runs if r.finished}
-    have_models = {r.model for r in runs if r.finished}
-    no_data = [d for d in PAPER_DATASETS if d not in have_datasets]
-    no_model = [m for m in PAPER_MODELS if m not in have_models]
+        for item in suite.get("stand_ins", []):
+            lines.append(f"- suite `{suite['suite']}`: {item['note']}")
+    have_datasets = {r.paper_dataset for r in runs if r.finished}
+    have_models = {r.paper_label for r in runs if r.finished}
+    no_data = [d for d in paper_datasets() if d not in have_datasets]
+    no_model = [m for m in paper_models() if m not in have_models]
     if no_data:
-        lines.append("- the paper's datasets without a finished run: " + ", ".join(f"`{d}`" for d in no_data))
+        lines.append("- the paper's datasets without a finished run: " + ", ".join(no_data))
     if no_model:
-        lines.append("- the paper's models without a finished run: " + ", ".join(f"`{m}`" for m in no_model))
+        lines.append("- the paper's models without a finished run: " + ", ".join(no_model))
+    legacy = [r for r in runs if r.legacy and r.finished]
+    if legacy:
+        lines.append(
+            f"- {len(legacy)} run(s) written before run directories recorded their variant and Table 1 label "
+            "(run.json): shown in the leaderboard as `[?]`, left out of Table 1, the mean rank, the curves and "
+            f"the strips; `{RELABEL}` records it (DIR: this results directory; nothing is retrained): "
+            + ", ".join(f"`{r.rel}`" for r in legacy[:10])
+            + (" ..." if len(legacy) > 10 else "")
+        )
     unfinished = [r for r in runs if not r.finished]
     if unfinished:
         lines.append(
@@ -118,7 +155,7 @@ def write_index(report: Report, results: Path, studies: dict[str, list[Path]]) -
         f"{len(finished)} finished run(s) of {len(runs)} under `runs/`; presets: "
         + (", ".join(f"`{p}`" for p in sorted({r.preset for r in finished})) or "none")
         + "; datasets: "
-        + (", ".join(f"`{d}`" for d in dataset_order({r.dataset for r in finished})) or "none")
+        + (", ".join(f"`{d}`" for d in dataset_order({r.dataset for r in finished}, paper_names(finished))) or "none")
         + "."
     )
     lines.append("Written by `python bench.py report`; every file is a function of the run directories only.\n")
@@ -137,7 +174,7 @@ def write_index(report: Report, results: Path, studies: dict[str, list[Path]]) -
         lines.append(
             markdown.table(
                 ["source", "model", "mean rank", "cells"],
-                [[r.source, model_title(r.model), r.printed, f"{r.cells}/{r.total_cells}"] for r in mr.itertuples()],
+                [[r.source, r.model, r.printed, f"{r.cells}/{r.total_cells}"] for r in mr.itertuples()],
             )
         )
     sections = [
@@ -166,21 +203,23 @@ def write_index(report: Report, results: Path, studies: dict[str, list[Path]]) -
     return path
 
 
-def write_report(results: Path, out: Path | None = None, variants: bool = False, aggregate: str = "best") -> Report:
+def write_report(
+    results: Path, out: Path | None = None, variants: bool = False, aggregate: str = "best", all_models: bool = False
+) -> Report:
     """Every report file for the runs under <results>/runs into `out` (default <results>/report)."""
     results = results_root(Path(results))
     out = Path(out) if out is not None else results / "report"
     runs = collect(results)
     report = Report(out=out, runs=runs)
     colors = colors_for(runs)
-    main = [r for r in runs if variants or not r.variant]  # Table 1, ranks, curves, strips
+    main = [r for r in runs if in_table1(r, variants, all_models)]  # Table 1, ranks, curves, strips
     rows = run_rows(main, aggregate)
     seeds = over_seeds(rows) if len(rows) else None
     table1 = table1_frame(seeds, significance_frame(main, seeds, aggregate))
-    report.files += write_table1(table1, out, aggregate)
+    report.files += write_table1(table1, out, aggregate, stand_in_notes(results))
     report.files += write_mean_rank(table1, out)
     report.mean_rank = mean_rank_frame(table1)
-    report.files += write_curves(curves_over_seeds(main, aggregate), out, colors)
+    report.files += write_curves(curves_over_seeds(main, aggregate), out, colors, paper_names(runs))
     report.files += write_samples(main, out)
     report.files += write_training(main, out, colors)
     report.files += write_leaderboard_files(leaderboard_frame(runs), out)

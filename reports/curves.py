@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from reports.plotting import new_figure, save
-from reports.reference import dataset_title, higher_is_better, metric_title, model_title
+from reports.reference import dataset_title, metric_title
 from rundir.atomic import write_csv
 
 
@@ -26,12 +26,13 @@ def plot_curves(curves: pd.DataFrame, title: str, metric: str, path: Path, color
         g = g.sort_values("t")
         ref = bool(g["reference"].iloc[0])
         color = color_of(colors.get(entry, 0))
-        label = f"{model_title(entry)} ({int(g['n_seeds'].iloc[0])} seed{'s' if g['n_seeds'].iloc[0] != 1 else ''})"
+        label = f"{entry} ({int(g['n_seeds'].iloc[0])} seed{'s' if g['n_seeds'].iloc[0] != 1 else ''})"
         ax.plot(g["t"], g["mean"], color=color, lw=1.4, ls="--" if ref else "-", label=label)
         ax.fill_between(g["t"], g["ci_low"], g["ci_high"], color=color, alpha=0.18, lw=0)
     over = sorted(curves["ci_over"].unique())
     ax.set_xlabel("predicted frame (frames after the context)")
-    ax.set_ylabel(f"{metric_title(metric)} ({'higher' if higher_is_better(metric) else 'lower'} is better)")
+    higher = bool(curves["higher_is_better"].iloc[0])  # as the run directories recorded it
+    ax.set_ylabel(f"{metric_title(metric)} ({'higher' if higher else 'lower'} is better)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
@@ -47,13 +48,16 @@ def plot_curves(curves: pd.DataFrame, title: str, metric: str, path: Path, color
     return save(fig, path)
 
 
-def write_curves(curves: pd.DataFrame, out: Path, colors: dict[str, int]) -> list[Path]:
+def write_curves(
+    curves: pd.DataFrame, out: Path, colors: dict[str, int], dataset_names: dict[str, str] | None = None
+) -> list[Path]:
     """curves/curves.csv and curves/<preset>/<dataset>_<metric>.png; returns the files written."""
     if curves.empty:
         return []
     files = [out / "curves" / "curves.csv"]
     write_csv(files[0], curves)
     for (preset, dataset, metric), g in curves.groupby(["preset", "dataset", "metric"], sort=True):
-        title = f"{dataset_title(dataset)}: {metric_title(metric)} per horizon (preset {preset})"
+        name = dataset_title(dataset, (dataset_names or {}).get(dataset))
+        title = f"{name}: {metric_title(metric)} per horizon (preset {preset})"
         files.append(plot_curves(g, title, metric, out / "curves" / preset / f"{dataset}_{metric}.png", colors))
     return files

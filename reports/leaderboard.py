@@ -15,9 +15,9 @@ import pandas as pd
 
 from reports import markdown
 from reports.aggregate import over_seeds, run_rows
-from reports.collect import collect
-from reports.reference import dataset_title, higher_is_better, metric_order, metric_title
+from reports.reference import dataset_title, directions, higher_is_better, metric_order, metric_title
 from rundir.atomic import write_csv, write_text
+from rundir.run import collect
 
 KEY = ["dataset", "preset", "entry"]
 
@@ -70,11 +70,15 @@ def leaderboard_frame(runs) -> pd.DataFrame:
         out.append(row)
     frame = pd.DataFrame(out)
     first = metrics[0]
-    frame["_score"] = frame[first] * (-1 if higher_is_better(first) else 1)
+    recorded = directions(agg)
+    frame["_score"] = frame[first] * (-1 if higher_is_better(first, recorded) else 1)
     frame = frame.sort_values(["dataset", "preset", "_score", "entry"], na_position="last").drop(columns="_score")
     cols = ["model", "variant", "dataset", "preset", "reference", "seeds", "params", "train_time_s", "steps"]
     cols += [c for m in metrics for c in (m, f"{m}_ci_low", f"{m}_ci_high") if c in frame]
-    return frame[cols + ["ci_over", "runs", "entry"]].reset_index(drop=True)
+    frame = frame[cols + ["ci_over", "runs", "entry"]].reset_index(drop=True)
+    # what the markdown needs beside the CSV's columns: directions and the datasets' names, as recorded
+    frame.attrs = {"higher_is_better": recorded, "paper_dataset": dict(zip(agg["dataset"], agg["paper_dataset"]))}
+    return frame
 
 
 def metric_cell(row, m: str) -> str:
@@ -96,14 +100,18 @@ def to_markdown(frame: pd.DataFrame) -> str:
     metrics = [c for c in metric_order([c for c in frame.columns if f"{c}_ci_low" in frame.columns])]
     lines = []
     for (dataset, preset), g in frame.groupby(["dataset", "preset"], sort=True):
-        lines.append(f"## {dataset_title(dataset)} (`{dataset}`), preset `{preset}`\n")
+        name = dataset_title(dataset, frame.attrs.get("paper_dataset", {}).get(dataset))
+        lines.append(f"## {name} (`{dataset}`), preset `{preset}`\n")
         header = [
             "model",
             "seeds",
             "params",
             "train time",
             "steps",
-            *[metric_title(m) + (" ↑" if higher_is_better(m) else " ↓") for m in metrics],
+            *[
+                metric_title(m) + (" ↑" if higher_is_better(m, frame.attrs.get("higher_is_better")) else " ↓")
+                for m in metrics
+            ],
         ]
         rows = []
         for _, r in g.iterrows():

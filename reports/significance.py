@@ -32,11 +32,10 @@ import re
 import numpy as np
 import pandas as pd
 
-from reports.collect import Run
 from reports.compare import CompareError, Side, bootstrap_ci, check_same_test_set, wilcoxon_p
-from reports.reference import higher_is_better, metric_title, model_title
-from rundir.run import has_per_example, read_per_example
-from rundir.stats import metric_info, reduce_samples
+from reports.reference import metric_title
+from rundir.run import Run, has_per_example, read_per_example
+from rundir.stats import reduce_samples
 
 N_RESAMPLES = 10_000  # as `bench.py compare`, so both give the same interval
 SEED = 0
@@ -77,7 +76,7 @@ class Scores:
             except (OSError, ValueError, KeyError) as e:  # a cut or corrupt file: that cell is not tested
                 raise CompareError(f"unreadable per-example file in {run.rel}/eval ({type(e).__name__})") from e
             self._cache[key] = {
-                m: reduce_samples(v, self.aggregate, higher_is_better(m)).mean(1) for m, v in arrays.items()
+                m: reduce_samples(v, self.aggregate, run.higher_is_better(m)).mean(1) for m, v in arrays.items()
             }
         return self._cache[key]
 
@@ -108,9 +107,9 @@ def group_runs(runs: list[Run]) -> tuple[dict[tuple[str, str, str], dict[int, Ru
 
 
 def side_of(entry: str, runs: dict[int, Run]) -> Side:
-    side = Side(entry, model_title(entry))
+    side = Side(entry, entry)
     for r in runs.values():
-        side.add(r.directory, r.cfg)
+        side.add(r.directory, r.cfg, r.info)
     return side
 
 
@@ -128,7 +127,7 @@ def against_best(
     for name, side in ((best_entry, best_runs), (entry, runs)):
         lacking = [r for r in side.values() if not has_per_example(r.directory)]
         if lacking:
-            who = "" if name == entry else f"the best ({model_title(name)}): "
+            who = "" if name == entry else f"the best ({name}): "
             return {**untested, "significance_notes": f"not tested: {who}{NO_PER_EXAMPLE}"}
     try:
         check_same_test_set(side_of(best_entry, best_runs), side_of(entry, runs))
@@ -189,14 +188,15 @@ def significance_frame(
     scores = Scores(aggregate)
     rows = []
     for (preset, dataset, metric), cell in over_seeds.groupby(["preset", "dataset", "metric"], sort=True):
-        if not metric_info(metric).per_example:
+        if not per_example(runs, metric):
             continue
         cell = cell[np.isfinite(cell["value"].astype(float))].sort_values("entry", kind="stable")
         ranked = cell[~cell["reference"].astype(bool)]
         if ranked.empty:
             continue
         values = ranked["value"].astype(float)
-        best_entry = ranked.loc[values.idxmax() if higher_is_better(metric) else values.idxmin(), "entry"]
+        higher = bool(ranked["higher_is_better"].iloc[0])  # as the runs recorded it
+        best_entry = ranked.loc[values.idxmax() if higher else values.idxmin(), "entry"]
         best = (best_entry, groups.get((preset, dataset, best_entry), {}))
         for entry in cell["entry"]:
             if entry == best_entry:
@@ -210,6 +210,14 @@ def significance_frame(
                 result["significance_notes"] = "; ".join(n for n in [result["significance_notes"], *extra] if n)
             rows.append(dict(preset=preset, dataset=dataset, metric=metric, entry=entry, **result))
     return pd.DataFrame(rows, columns=KEYS + COLUMNS)
+
+
+def per_example(runs: list[Run], metric: str) -> bool:
+    """Whether the runs recorded `metric` as one with per-example values (FVD: one number per set)."""
+    from rundir.stats import metric_info
+
+    recorded = [r.metrics[metric].get("per_example") for r in runs if metric in r.metrics]
+    return bool(recorded[0]) if recorded else metric_info(metric).per_example
 
 
 def with_significance(table1: pd.DataFrame, significance: pd.DataFrame | None) -> pd.DataFrame:
@@ -230,7 +238,7 @@ def notes_lines(frame: pd.DataFrame) -> list[str]:
     where: dict[str, list[str]] = {}
     for r in frame[frame["significance_notes"].fillna("") != ""].itertuples():
         for note in str(r.significance_notes).split("; "):
-            where.setdefault(note, []).append(f"{model_title(r.entry)}/{r.dataset}/{metric_title(r.metric)}")
+            where.setdefault(note, []).append(f"{r.entry}/{r.dataset}/{metric_title(r.metric)}")
     if not where:
         return []
     lines = ["Significance against the best:\n"]

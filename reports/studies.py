@@ -24,15 +24,27 @@ import pandas as pd
 
 from reports import markdown
 from reports.aggregate import curves_over_seeds, over_seeds, run_rows
-from reports.collect import Run, final_kl, read_samples
 from reports.curves import plot_curves
 from reports.plotting import color_of, new_figure, save
-from reports.reference import dataset_title, higher_is_better, metric_order, metric_title, model_title, paper_table2
+from reports.reference import dataset_title, directions, higher_is_better, metric_order, metric_title, paper_table2
 from reports.samples import write_strip
 from rundir.atomic import write_csv, write_text
+from rundir.run import Run, read_samples, read_train_log
 
-STUDY_MODEL = "cwvae"
+STUDY_MODEL = "cwvae"  # the suites levels, factor, speed and top_prior (benchmarks/configs/suites/) train it
 STUDY_DATASET = "mmnist"
+
+
+def final_kl(run: Run, tail: float = 0.1) -> dict[int, float]:
+    """{level: KL} from train.jsonl: the mean of `train/kl_levelN` over the last `tail` of the logged steps."""
+    log = read_train_log(run.directory)
+    cols = sorted(
+        (c for c in log if c.startswith("train/kl_level")), key=lambda c: int(c.removeprefix("train/kl_level"))
+    )
+    if log.empty or not cols:
+        return {}
+    last = log.tail(max(1, int(round(len(log) * tail))))
+    return {int(c.removeprefix("train/kl_level")): float(last[c].mean()) for c in cols}
 
 
 def _plain(run: Run) -> bool:
@@ -155,9 +167,7 @@ def factor_study(runs: list[Run], out: Path, colors: dict[str, int]) -> list[Pat
         factors = sorted({int(r.get("model.factor")) for r in mine})
         if len(factors) < 2:
             continue
-        relabelled = [
-            dataclasses.replace(r, model="cwvae", variant=f"factor {int(r.get('model.factor'))}") for r in mine
-        ]
+        relabelled = [dataclasses.replace(r, variant=f"factor {int(r.get('model.factor'))}") for r in mine]
         others = [
             r
             for r in runs
@@ -167,7 +177,7 @@ def factor_study(runs: list[Run], out: Path, colors: dict[str, int]) -> list[Pat
         if curves.empty:
             continue
         curves = curves[curves["preset"] == preset]
-        study_colors = {f"cwvae [factor {k}]": i for i, k in enumerate(factors)}
+        study_colors = {r.entry: factors.index(int(r.get("model.factor"))) for r in relabelled}
         study_colors.update(
             {e: len(factors) + colors.get(e, 0) for e in curves["entry"].unique() if e not in study_colors}
         )
@@ -179,7 +189,7 @@ def factor_study(runs: list[Run], out: Path, colors: dict[str, int]) -> list[Pat
         for metric in metric_order(curves["metric"].unique()):
             g = curves[curves["metric"] == metric]
             title = (
-                f"{dataset_title(STUDY_DATASET)}: CW-VAE abstraction factors (preset {preset}, contexts "
+                f"{dataset_title(STUDY_DATASET, mine[0].paper_dataset)}: CW-VAE abstraction factors (preset {preset}, contexts "
                 + ", ".join(f"k{k}: {'/'.join(map(str, c))}" for k, c in contexts.items())
                 + ")"
             )
@@ -208,12 +218,13 @@ def _write_summary_md(summary: pd.DataFrame, path: Path, title: str, text: str) 
         g = g.set_index("metric")
         rows.append(
             [
-                model_title(entry),
+                entry,
                 *[markdown.number(g.loc[m, "value"], m) if m in g.index else "–" for m in metrics],
                 int(g["n_seeds"].max()),
             ]
         )
-    header = ["run", *[metric_title(m) + (" ↑" if higher_is_better(m) else " ↓") for m in metrics], "seeds"]
+    recorded = directions(summary)
+    header = ["run", *[metric_title(m) + (" ↑" if higher_is_better(m, recorded) else " ↓") for m in metrics], "seeds"]
     write_text(path, f"{title}\n\n{text}\n\nMeans over predicted frames:\n\n" + markdown.table(header, rows))
     return path
 
@@ -293,7 +304,7 @@ def top_prior_study(runs: list[Run], out: Path) -> list[Path]:
     blind = [r for r in runs if r.finished and False in list(r.get("eval.use_obs", []) or [])]
     table_rows = []
     for run in blind:
-        samples = read_samples(run)
+        samples = read_samples(run.directory)
         if samples is None:
             continue
         flags = list(run.get("eval.use_obs"))
@@ -303,7 +314,7 @@ def top_prior_study(runs: list[Run], out: Path) -> list[Path]:
         normal = normal_by_key.get(run.train_key)
         gt, context = samples["gt"][0], samples["context"]
         if normal is not None:
-            ref = read_samples(normal)
+            ref = read_samples(normal.directory)
             if (
                 ref is not None
                 and ref["context"] == context
@@ -316,7 +327,7 @@ def top_prior_study(runs: list[Run], out: Path) -> list[Path]:
             rows.append((f"{what}, sample {i + 1}", samples["pred"][0, i]))
         stem = out / "studies" / "top_prior" / f"{run.preset}_{run.dataset}_{run.model}_s{run.seed}"
         title = (
-            f"{dataset_title(run.dataset)}, {run.model} (preset {run.preset}, seed {run.seed}): "
+            f"{dataset_title(run.dataset, run.paper_dataset)}, {run.title} (preset {run.preset}, seed {run.seed}): "
             f"{what} during the context (Fig 7)"
         )
         files += write_strip(gt, rows, context, title, stem)

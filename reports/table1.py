@@ -2,8 +2,15 @@
 
 Inputs are long frames (dataset, metric, entry, value, ...): `aggregate.over_seeds` for
 our runs, `reference.paper_table1` for the paper. Bold and ranks come from
-reports/ranking.py; naive references (0 parameters) are shown in italics and take no
-part in either.
+reports/ranking.py; naive references (nothing trained) are shown in italics and take no
+part in either. Metric directions are the ones the run directories recorded.
+
+The paper's rows follow each of our datasets whose run.json names it as one of the
+paper's (`paper_dataset`). The paper's SSIM and PSNR come from the official evaluation
+(unclipped predictions, skimage's float data range 2.0, PSNR per channel): where our runs
+have the official-mode twins (`ssim_official`, `psnr_official`, written at the paper
+preset), the paper's rows sit in those columns, beside the numbers computed the same way.
+Official-mode twins are not ranked (they would count SSIM and PSNR twice).
 """
 
 from __future__ import annotations
@@ -18,10 +25,10 @@ from reports.ranking import bold_mask, format_rank, mean_rank
 from reports.reference import (
     dataset_order,
     dataset_title,
+    directions,
     higher_is_better,
     metric_order,
     metric_title,
-    model_title,
     paper_mean_rank,
     paper_table1,
 )
@@ -31,7 +38,10 @@ TABLE1_COLUMNS = [
     "source",
     "preset",
     "dataset",
+    "paper_dataset",
     "metric",
+    "higher_is_better",
+    "official_of",
     "entry",
     "value",
     "ci_low",
@@ -43,16 +53,23 @@ TABLE1_COLUMNS = [
     "notes",
     *significance.COLUMNS,  # not_significant, p_value, diff, diff_ci_low, diff_ci_high against the cell's best
 ]
+OFFICIAL_NOTE = (
+    "The paper's SSIM and PSNR come from the official CW-VAE evaluation (unclipped predictions, scikit-image's "
+    "float data range 2.0 for SSIM, PSNR per channel): its rows sit in the columns of our official-mode numbers "
+    "({columns}), computed the same way. Our SSIM and PSNR columns are the standard ones (predictions clipped "
+    "to [0, 1], data range 1.0); the official-mode columns are not ranked."
+)
 
 
 def add_bold(long: pd.DataFrame) -> pd.DataFrame:
-    """long (dataset, metric, entry, value, reference) -> + bold, per (dataset, metric) among non-references."""
+    """long (dataset, metric, entry, value, reference, higher_is_better) -> + bold, per (dataset, metric)
+    among non-references."""
     long = long.copy()
     long["bold"] = False
-    for (_, metric), cell in long.groupby(["dataset", "metric"]):
+    for _, cell in long.groupby(["dataset", "metric"]):
         ranked = cell[~cell["reference"].astype(bool)]
         if len(ranked):
-            long.loc[ranked.index, "bold"] = bold_mask(ranked["value"], higher_is_better(metric))
+            long.loc[ranked.index, "bold"] = bold_mask(ranked["value"], bool(ranked["higher_is_better"].iloc[0]))
     return long
 
 
@@ -67,6 +84,9 @@ def paper_long() -> pd.DataFrame:
     frame = frame.assign(
         source="paper",
         preset="",
+        paper_dataset=frame["dataset"],
+        higher_is_better=frame["metric"].map(higher_is_better),
+        official_of="",
         ci_low=float("nan"),
         ci_high=float("nan"),
         ci_over="",
@@ -86,17 +106,22 @@ def table1_frame(over_seeds: pd.DataFrame | None, sig: pd.DataFrame | None = Non
         parts += [ours_long(over_seeds, p) for p in sorted(over_seeds["preset"].unique())]
     parts.append(paper_long())
     frame = significance.with_significance(pd.concat(parts, ignore_index=True), sig)[TABLE1_COLUMNS]
+    frame["official_of"] = frame["official_of"].fillna("")
+    frame["paper_dataset"] = frame["paper_dataset"].fillna("")
     return frame.sort_values(["source", "preset", "dataset", "metric", "entry"], kind="stable").reset_index(drop=True)
 
 
-def entry_title(entry: str, source: str) -> str:
-    name = model_title(entry)
-    return f"{name} (paper)" if source == "paper" else name
+def paper_rows_for(paper: pd.DataFrame, ours: pd.DataFrame) -> pd.DataFrame:
+    """The paper's rows as they sit beside `ours` (one preset): the metric an official-mode twin
+    of ours reproduces moves into that twin's column."""
+    twins = {r.official_of: r.metric for r in ours.itertuples() if r.official_of}
+    return paper.assign(metric=paper["metric"].map(lambda m: twins.get(m, m)))
 
 
 def dataset_table(cell: pd.DataFrame, metrics: list[str], with_seeds: bool) -> str:
     """One dataset's rows (ours, then the paper's) as a markdown table."""
-    header = ["model", *[metric_title(m) + (" ↑" if higher_is_better(m) else " ↓") for m in metrics]]
+    recorded = directions(cell)
+    header = ["model", *[metric_title(m) + (" ↑" if higher_is_better(m, recorded) else " ↓") for m in metrics]]
     if with_seeds:
         header.append("seeds")
     rows = []
@@ -104,7 +129,7 @@ def dataset_table(cell: pd.DataFrame, metrics: list[str], with_seeds: bool) -> s
     order = order.assign(s=order["source"].map({"ours": 0, "paper": 1})).sort_values(["s", "reference", "entry"])
     for _, key in order.iterrows():
         sub = cell[(cell["source"] == key["source"]) & (cell["entry"] == key["entry"])].set_index("metric")
-        name = entry_title(key["entry"], key["source"])
+        name = f"{key['entry']} (paper)" if key["source"] == "paper" else key["entry"]
         row = [f"_{name}_" if key["reference"] else name]
         for m in metrics:
             if m in sub.index:
@@ -124,7 +149,7 @@ def notes_lines(frame: pd.DataFrame) -> list[str]:
     where: dict[str, list[str]] = {}
     for r in frame[frame["notes"].fillna("") != ""].itertuples():
         for note in str(r.notes).split("; "):
-            where.setdefault(note, []).append(f"{model_title(r.entry)}/{r.dataset}/{metric_title(r.metric)}")
+            where.setdefault(note, []).append(f"{r.entry}/{r.dataset}/{metric_title(r.metric)}")
     if not where:
         return []
     lines = ["Notes from the evaluations:\n"]
@@ -134,8 +159,9 @@ def notes_lines(frame: pd.DataFrame) -> list[str]:
     return [*lines, ""]
 
 
-def table1_markdown(frame: pd.DataFrame, aggregate: str = "best") -> str:
-    """Markdown: one section per preset of our runs (paper rows as reference), or the paper alone."""
+def table1_markdown(frame: pd.DataFrame, aggregate: str = "best", notes: dict[str, list[str]] | None = None) -> str:
+    """Markdown: one section per preset of our runs (paper rows as reference), or the paper alone.
+    notes: {preset: lines} to add under a preset's tables (e.g. a dataset that stood in for another)."""
     lines = ["# Table 1", ""]
     lines.append(
         "Mean over all predicted frames of the test videos (best of the samples when a run drew several), "
@@ -147,31 +173,42 @@ def table1_markdown(frame: pd.DataFrame, aggregate: str = "best") -> str:
     ours = frame[frame["source"] == "ours"]
     paper = frame[frame["source"] == "paper"]
     presets = sorted(ours["preset"].unique()) if len(ours) else []
-    if not presets:
-        presets = [None]
-    for preset in presets:
-        if preset is not None:
-            lines.append(f"## Preset `{preset}`\n")
-            sub = pd.concat([ours[ours["preset"] == preset], paper])
-            datasets = dataset_order(ours[ours["preset"] == preset]["dataset"].unique())
-        else:
+    for preset in presets or [None]:
+        if preset is None:
             lines.append("## The paper's numbers\n")
-            sub, datasets = paper, dataset_order(paper["dataset"].unique())
-        for dataset in datasets:
-            cell = sub[sub["dataset"] == dataset]
-            metrics = metric_order(cell["metric"].unique())
-            lines.append(f"### {dataset_title(dataset)} (`{dataset}`)\n")
-            lines.append(dataset_table(cell, metrics, with_seeds=preset is not None))
-        if preset is not None:
-            lines.append(significance.legend(aggregate) + "\n")
-            lines += notes_lines(ours[ours["preset"] == preset])
-            lines += significance.notes_lines(ours[ours["preset"] == preset])
+            for dataset in dataset_order(paper["dataset"].unique()):
+                cell = paper[paper["dataset"] == dataset]
+                lines.append(f"### {dataset}\n")
+                lines.append(dataset_table(cell, metric_order(cell["metric"].unique()), with_seeds=False))
+            continue
+        lines.append(f"## Preset `{preset}`\n")
+        mine = ours[ours["preset"] == preset]
+        names = dict(zip(mine["dataset"], mine["paper_dataset"]))
+        official = sorted({r.metric for r in mine.itertuples() if r.official_of})
+        for dataset in dataset_order(mine["dataset"].unique(), names):
+            ours_cell = mine[mine["dataset"] == dataset]
+            paper_cell = (
+                paper_rows_for(paper[paper["dataset"] == names.get(dataset)], ours_cell)
+                if names.get(dataset)
+                else paper.iloc[:0]
+            )
+            cell = pd.concat([ours_cell, paper_cell])
+            lines.append(f"### {dataset_title(dataset, names.get(dataset))} (`{dataset}`)\n")
+            lines.append(dataset_table(cell, metric_order(cell["metric"].unique()), with_seeds=True))
+        lines.append(significance.legend(aggregate) + "\n")
+        if official:
+            lines.append(OFFICIAL_NOTE.format(columns=", ".join(metric_title(m) for m in official)) + "\n")
+        lines += [f"- {n}" for n in (notes or {}).get(preset, [])] + ([""] if (notes or {}).get(preset) else [])
+        lines += notes_lines(mine)
+        lines += significance.notes_lines(mine)
     return "\n".join(lines)
 
 
-def write_table1(frame: pd.DataFrame, out: Path, aggregate: str = "best") -> list[Path]:
+def write_table1(
+    frame: pd.DataFrame, out: Path, aggregate: str = "best", notes: dict[str, list[str]] | None = None
+) -> list[Path]:
     write_csv(out / "table1.csv", frame)
-    write_text(out / "table1.md", table1_markdown(frame, aggregate))
+    write_text(out / "table1.md", table1_markdown(frame, aggregate, notes))
     return [out / "table1.csv", out / "table1.md"]
 
 
@@ -179,12 +216,18 @@ def write_table1(frame: pd.DataFrame, out: Path, aggregate: str = "best") -> lis
 
 
 def mean_rank_frame(table1: pd.DataFrame) -> pd.DataFrame:
-    """Per source (ours:<preset>, paper): model, mean_rank, cells, printed; paper rows add the printed Fig 5."""
+    """Per source (ours:<preset>, paper): model, mean_rank, cells, printed; paper rows add the printed Fig 5.
+    Ours ranks every trained entry over its (dataset, metric) cells, official-mode twins aside."""
     parts = []
-    ours = table1[(table1["source"] == "ours") & ~table1["reference"].astype(bool)]
+    recorded = directions(table1)
+
+    def hib(metric: str) -> bool:
+        return higher_is_better(metric, recorded)
+
+    ours = table1[(table1["source"] == "ours") & ~table1["reference"].astype(bool) & (table1["official_of"] == "")]
     for preset in sorted(ours["preset"].unique()):
         sub = ours[ours["preset"] == preset].rename(columns={"entry": "model"})
-        ranks = mean_rank(sub[["dataset", "metric", "model", "value"]], higher_is_better)
+        ranks = mean_rank(sub[["dataset", "metric", "model", "value"]], hib)
         parts.append(ranks.assign(source=f"ours:{preset}", total_cells=sub.groupby(["dataset", "metric"]).ngroups))
     paper = table1[table1["source"] == "paper"].rename(columns={"entry": "model"})
     ranks = mean_rank(paper[["dataset", "metric", "model", "value"]], higher_is_better)
@@ -207,8 +250,8 @@ def mean_rank_markdown(frame: pd.DataFrame) -> str:
     lines.append(
         "As the paper computes it (Table 1 'Rank', Figure 5): in every (dataset, metric) cell the models are "
         "ranked with ties sharing the best rank (1, 1, 3, ...); a model's mean rank is the average of its ranks "
-        "over the cells (lower is better). Naive references are not ranked. `cells` counts the cells a model "
-        "was ranked in, out of `total`.\n"
+        "over the cells (lower is better). Naive references are not ranked, nor are official-mode twins of a "
+        "metric. `cells` counts the cells a model was ranked in, out of `total`.\n"
     )
     for source in sorted(frame["source"].unique(), key=lambda s: (s == "paper", s)):
         sub = frame[frame["source"] == source]
@@ -216,13 +259,12 @@ def mean_rank_markdown(frame: pd.DataFrame) -> str:
             lines.append("## The paper's Table 1, recomputed\n")
             header = ["model", "mean rank", "cells", "paper (Fig 5)"]
             rows = [
-                [model_title(r.model), r.printed, f"{r.cells}/{r.total_cells}", f"{r.paper_printed:.2f}"]
-                for r in sub.itertuples()
+                [r.model, r.printed, f"{r.cells}/{r.total_cells}", f"{r.paper_printed:.2f}"] for r in sub.itertuples()
             ]
         else:
             lines.append(f"## Our runs, preset `{source.split(':', 1)[1]}`\n")
             header = ["model", "mean rank", "cells"]
-            rows = [[model_title(r.model), r.printed, f"{r.cells}/{r.total_cells}"] for r in sub.itertuples()]
+            rows = [[r.model, r.printed, f"{r.cells}/{r.total_cells}"] for r in sub.itertuples()]
         lines.append(markdown.table(header, rows))
     return "\n".join(lines)
 
@@ -233,7 +275,7 @@ def mean_rank_plot(frame: pd.DataFrame, path: Path) -> Path:
     fig, axes = new_figure(4.2 * len(sources), 0.5 + 0.45 * max(frame.groupby("source").size()), ncols=len(sources))
     for ax, source in zip(axes[0], sources):
         sub = frame[frame["source"] == source].sort_values("mean_rank", ascending=False)
-        ax.barh([model_title(m) for m in sub["model"]], sub["mean_rank"], color="#4c72b0")
+        ax.barh(list(sub["model"]), sub["mean_rank"], color="#4c72b0")
         for y, v in enumerate(sub["mean_rank"]):
             ax.text(v, y, f" {format_rank(v)}", va="center", fontsize=8)
         ax.set_xlim(0, max(5.0, float(sub["mean_rank"].max()) + 0.8))

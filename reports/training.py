@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reports.collect import Run, read_train_log
 from reports.plotting import color_of, new_figure, save
-from reports.reference import dataset_title, model_title
+from reports.reference import dataset_title
+from rundir.run import Run, read_train_log
 
 
 def write_training(runs: list[Run], out: Path, colors: dict[str, int]) -> list[Path]:
     groups: dict[tuple[str, str], list[tuple[Run, object]]] = {}
     for run in runs:
-        log = read_train_log(run)
+        log = read_train_log(run.directory)
         if log.empty or "train/loss" not in log:
             continue  # nothing trained (naive references) or no step logged yet
         groups.setdefault((run.preset, run.dataset), []).append((run, log))
@@ -34,7 +34,7 @@ def write_training(runs: list[Run], out: Path, colors: dict[str, int]) -> list[P
             for ax, col in zip(axes[0], columns):
                 if col not in log:
                     continue
-                label = None if run.entry in labelled else model_title(run.entry)
+                label = None if run.entry in labelled else run.entry
                 ax.plot(log["step"], log[col], color=color, lw=1.0, alpha=0.85, label=label)
             labelled.add(run.entry)
         for ax, col in zip(axes[0], columns):
@@ -44,6 +44,7 @@ def write_training(runs: list[Run], out: Path, colors: dict[str, int]) -> list[P
             if col != "train/loss":
                 ax.set_yscale("symlog", linthresh=1e-2)
         axes[0][0].legend(fontsize=7)
-        fig.suptitle(f"Training on {dataset_title(dataset)} (preset {preset}); one line per seed", fontsize=9, y=1.04)
+        name = dataset_title(dataset, items[0][0].paper_dataset)
+        fig.suptitle(f"Training on {name} (preset {preset}); one line per seed", fontsize=9, y=1.04)
         files.append(save(fig, out / "training" / preset / f"{dataset}.png"))
     return files

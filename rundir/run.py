@@ -428,29 +428,32 @@ def results_root(path: Path) -> Path:
 # ---------------------------------------------------------------- a run, as the reports see it
 
 
+def title_of(label: str, paper_label: str | None, reference: bool) -> str:
+    """A run's row name: its Table 1 label ('CW-VAE'), a naive reference's label in words
+    ('copy_last' -> 'Copy last'), or its model label as it is."""
+    if paper_label:
+        return paper_label
+    return label.replace("_", " ").capitalize() if reference else label
+
+
 @dataclass(frozen=True)
 class Run:
     directory: Path
     rel: str  # path relative to the results directory (for links)
-    cfg: dict = field(repr=False)
-    status: dict = field(repr=False)
-    info: dict = field(repr=False)
+    cfg: dict = field(repr=False)  # config.yaml
+    status: dict = field(repr=False)  # status.json
+    info: dict = field(repr=False)  # run.json (or legacy_info)
+    model: str  # the model's label: registry name or class name
+    dataset: str
+    preset: str
+    seed: int
+    variant: str  # "" for its preset's own config, else the keys that differ; "?" unknown (legacy)
+    title: str  # its row name (title_of)
 
     @property
-    def model(self) -> str:
-        return self.info["label"]
-
-    @property
-    def dataset(self) -> str:
-        return self.cfg["dataset"]
-
-    @property
-    def preset(self) -> str:
-        return self.cfg["preset"]
-
-    @property
-    def seed(self) -> int:
-        return int(self.cfg.get("seed", 0))
+    def entry(self) -> str:
+        """The row of this run's group in tables and plots: its title, plus its variant if any."""
+        return f"{self.title} [{self.variant}]" if self.variant else self.title
 
     @property
     def legacy(self) -> bool:
@@ -458,28 +461,28 @@ class Run:
         return bool(self.info.get("legacy"))
 
     @property
-    def variant(self) -> str:
-        """'' for the preset's own config, else the keys that differ; '?' when unknown (legacy)."""
-        v = self.info.get("variant")
-        return "?" if v is None else v
-
-    @property
-    def entry(self) -> str:
-        """The row name of this run's group: model, plus its variant if any."""
-        return f"{self.model} [{self.variant}]" if self.variant else self.model
-
-    @property
     def paper_label(self) -> str | None:
+        """Its row in the paper's Table 1; None: not in the paper's comparison."""
         return self.info.get("paper_label")
 
     @property
     def paper_dataset(self) -> str | None:
+        """The dataset's name in the paper ('Moving MNIST'); None: not one of the paper's."""
         return self.info.get("paper_dataset")
 
     @property
     def is_reference(self) -> bool:
         """A naive reference (nothing trained), shown but never ranked or bolded."""
         return bool(self.info.get("reference"))
+
+    @property
+    def metrics(self) -> dict[str, dict]:
+        """{metric: {higher_is_better, per_example, official_of}} as run.json records them."""
+        return self.info.get("metrics") or {}
+
+    def higher_is_better(self, metric: str) -> bool:
+        recorded = self.metrics.get(metric) or {}
+        return bool(recorded.get("higher_is_better", metric_info(metric).higher_is_better))
 
     @property
     def finished(self) -> bool:
@@ -493,10 +496,6 @@ class Run:
     def train_key(self) -> str:
         return train_key(self.cfg)
 
-    @property
-    def metrics(self) -> dict[str, dict]:
-        return self.info.get("metrics") or {}
-
     def get(self, dotted: str, default=None):
         """A config value by dotted key (`model.levels`), or `default`."""
         node = self.cfg
@@ -508,9 +507,26 @@ class Run:
 
 
 def load_run(directory: Path, results: Path) -> Run:
+    """The run in `directory` (under `results`) as config.yaml, status.json and run.json describe it."""
     cfg = read_config(directory)
     status = read_status(directory)
-    return Run(directory, directory.relative_to(results).as_posix(), cfg, status, read_info(directory, cfg, status))
+    info = read_info(directory, cfg, status)
+    variant = info.get("variant")
+    return Run(
+        directory=directory,
+        rel=directory.relative_to(results).as_posix(),
+        cfg=cfg,
+        status=status,
+        info=info,
+        model=info.get("label") or model_label(cfg["model_name"]),
+        dataset=cfg["dataset"],
+        preset=cfg["preset"],
+        seed=int(cfg.get("seed", 0)),
+        variant="?" if variant is None else variant,
+        title=title_of(
+            info.get("label") or model_label(cfg["model_name"]), info.get("paper_label"), info.get("reference")
+        ),
+    )
 
 
 def collect(results: Path) -> list[Run]:

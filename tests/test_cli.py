@@ -1,9 +1,13 @@
 """The command line end to end at the smoke preset."""
 
+import json
+
 import pandas as pd
 import pytest
+import yaml
 
 from benchmarks.cli import main
+from rundir.run import eval_key
 
 
 def test_smoke_run_writes_every_file_and_resumes(out_dir, capsys):
@@ -14,6 +18,7 @@ def test_smoke_run_writes_every_file_and_resumes(out_dir, capsys):
     assert run.name.startswith("smoke-s0-")
     for rel in [
         "config.yaml",
+        "run.json",
         "status.json",
         "train.jsonl",
         "checkpoints/last.pt",
@@ -23,6 +28,13 @@ def test_smoke_run_writes_every_file_and_resumes(out_dir, capsys):
         "samples/samples.npz",
     ]:
         assert (run / rel).exists(), rel
+    # run.json: what a report needs of the run, written by the pipeline
+    info = json.loads((run / "run.json").read_text())
+    assert info["label"] == "cwvae" and info["paper_label"] == "CW-VAE" and info["paper_dataset"] == "Moving MNIST"
+    assert info["variant"] == "" and info["reference"] is False and (info["context"], info["horizon"]) == (36, 12)
+    assert info["bands"] == [[1, 12], [1, 1], [2, 5], [6, 12]]  # rundir.stats.horizon_bands(12)
+    assert info["metrics"]["ssim"]["higher_is_better"] and info["metrics"]["psnr"]["per_example"]
+    assert eval_key(yaml.safe_load((run / "config.yaml").read_text())) == run.name.rsplit("-", 1)[1]
     curves = pd.read_csv(run / "eval" / "curves.csv")
     assert list(curves.columns[:7]) == ["metric", "aggregate", "t", "mean", "ci_low", "ci_high", "n"]
     assert set(curves.metric) == {"ssim", "psnr"} and curves.t.max() == 12  # 48 - 36 predicted frames

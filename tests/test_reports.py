@@ -1,8 +1,8 @@
 """Reports: the bold rule, the paper's ranks, and a full report over synthetic run directories.
 
-No training here: run directories are written by hand (config.yaml, status.json,
-train.jsonl, eval/curves.csv, eval/summary.csv, samples/samples.npz), so every number
-a report prints can be checked against the numbers put in.
+No training here: run directories are written by hand (config.yaml, run.json as the
+pipeline writes it, status.json, train.jsonl, eval/curves.csv, eval/summary.csv,
+samples/samples.npz), so every number a report prints can be checked against the numbers put in.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import yaml
 from scipy import stats
 
 from benchmarks.config import resolve_config
+from benchmarks.pipeline import record_run
 from reports.build import write_paper_report, write_report
-from reports.collect import collect, variant_of
 from reports.ranking import bold_mask, competition_ranks, format_rank, mean_rank
 from reports.reference import higher_is_better, paper_mean_rank, paper_table1, paper_table2
+from rundir.run import collect, variant
 from rundir.stats import t_interval
 
 HIB = higher_is_better  # "newmetric", unknown: higher is better
@@ -43,15 +44,15 @@ def test_bold_lower_is_better_uses_105_percent_of_the_best():
 
 def test_bold_on_the_papers_moving_mnist_cells():
     t = paper_table1()
-    mm = t[t["dataset"] == "mmnist"]
+    mm = t[t["dataset"] == "Moving MNIST"]
     ssim = mm[mm["metric"] == "ssim"].set_index("model")["value"]
     fvd = mm[mm["metric"] == "fvd"].set_index("model")["value"]
     # SSIM: best 0.68 (CW-VAE), bound 0.646: NoTmpAbs 0.66 in, RSSM/SVG 0.64 out
     bold = dict(zip(ssim.index, bold_mask(ssim.to_numpy(), True)))
-    assert bold == {"cwvae": True, "vta": False, "rssm": False, "svg": False, "notmpabs": True}
+    assert bold == {"CW-VAE": True, "VTA": False, "RSSM": False, "SVG": False, "NoTmpAbs": True}
     # FVD: best 578 (NoTmpAbs), bound 606.9: RSSM 589 and CW-VAE 593 in, VTA/SVG out
     bold = dict(zip(fvd.index, bold_mask(fvd.to_numpy(), False)))
-    assert bold == {"cwvae": True, "vta": False, "rssm": True, "svg": False, "notmpabs": True}
+    assert bold == {"CW-VAE": True, "VTA": False, "RSSM": True, "SVG": False, "NoTmpAbs": True}
 
 
 def test_competition_ranks_share_the_best_rank_on_ties():
@@ -80,9 +81,9 @@ def test_mean_rank_on_a_hand_made_table_with_ties_and_a_missing_cell():
 
 def test_the_papers_table1_gives_figure5():
     ranks = mean_rank(paper_table1(), HIB).set_index("model")["mean_rank"]
-    assert ranks.to_dict() == {"cwvae": 2.25, "notmpabs": 2.625, "rssm": 2.75, "svg": 3.3125, "vta": 3.625}
+    assert ranks.to_dict() == {"CW-VAE": 2.25, "NoTmpAbs": 2.625, "RSSM": 2.75, "SVG": 3.3125, "VTA": 3.625}
     printed = {m: format_rank(v) for m, v in ranks.items()}
-    assert printed == {"cwvae": "2.25", "notmpabs": "2.62", "rssm": "2.75", "svg": "3.31", "vta": "3.62"}
+    assert printed == {"CW-VAE": "2.25", "NoTmpAbs": "2.62", "RSSM": "2.75", "SVG": "3.31", "VTA": "3.62"}
     fig5 = paper_mean_rank().set_index("model")["mean_rank"]
     assert {m: f"{v:.2f}" for m, v in fig5.items()} == printed
     # the tie rule matters: averaging tied ranks does not give Figure 5
@@ -92,7 +93,7 @@ def test_the_papers_table1_gives_figure5():
             lambda v: v.rank(method="average", ascending=not HIB(t.loc[v.index[0], "metric"]))
         )
     )
-    assert avg.groupby("model")["rank"].mean()["cwvae"] == pytest.approx(2.3125)
+    assert avg.groupby("model")["rank"].mean()["CW-VAE"] == pytest.approx(2.3125)
 
 
 def test_report_paper_writes_table1_and_figure5(tmp_path, capsys):
@@ -141,6 +142,7 @@ def write_fake_run(
     notes=None,
     samples: bool = True,
     n_samples: int = 1,
+    legacy: bool = False,
 ) -> Path:
     """A finished run directory with hand-made numbers; `levels` {metric: level} sets its scores."""
     try:
@@ -161,6 +163,8 @@ def write_fake_run(
     directory.mkdir(parents=True)
     (directory / "config.yaml").write_text(yaml.safe_dump(cfg_dict, sort_keys=False))
     (directory / "status.json").write_text(json.dumps({"params": params, "train_time_s": 10.0 + seed, "steps": 4}))
+    if not legacy:  # a run made before run.json existed has none
+        record_run(directory, cfg_dict, reference=params == 0)
     curves, summary = [], []
     for metric, level in (levels or {}).items():
         c = curve(metric, seed, level)
@@ -229,10 +233,13 @@ def test_variants_are_named_by_the_keys_that_differ(synthetic):
     assert ("cwvae", "mmnist", 0, "model.levels=2") in variants
     assert ("cwvae", "mmnist", 0, "data.speed=0.1") in variants
     assert ("cwvae", "mmnist", 0, "eval.n_samples=3, eval.use_obs=[true,true,false]") in variants
+    preset = resolve_config("cwvae", "mmnist", "smoke").to_dict()
     cfg = resolve_config("cwvae", "mmnist", "smoke", sets=["eval.save_samples=7", "train.log_every=3"]).to_dict()
-    assert variant_of(cfg) == ""  # settings that change no number do not make a variant
+    assert variant(cfg, preset) == ""  # settings that change no number do not make a variant
     del cfg["eval"]["use_obs"]
-    assert variant_of(cfg) == ""  # a key added to the code after the run was made is no difference
+    assert variant(cfg, preset) == ""  # a key added to the code after the run was made is no difference
+    cfg["model"]["levels"] = 2.0
+    assert variant(cfg, preset) == "model.levels=2"
 
 
 def test_report_writes_every_file_and_index_links_resolve(synthetic):
@@ -271,7 +278,9 @@ def test_report_writes_every_file_and_index_links_resolve(synthetic):
     index = (out / "index.md").read_text()
     links = re.findall(r"\]\(([^)]+)\)", index)
     assert len(links) >= 15 and all((out / link).is_file() for link in links)
-    assert "`kth`, `minerl`, `mazes`" in index and "`rssm`, `vta`, `svg`" in index  # missing, listed
+    # missing, listed by the paper's names (Table 1's order of datasets, Table D.2's of models)
+    assert "datasets without a finished run: MineRL Navigate, KTH Action, GQN Mazes" in index
+    assert "models without a finished run: RSSM, SVG, VTA" in index
     assert "1 run(s) not finished" in index
     from PIL import Image
 
@@ -284,21 +293,37 @@ def test_table1_values_bold_and_references(synthetic):
     t = pd.read_csv(results / "report" / "table1.csv")
     ours = t[(t["source"] == "ours") & (t["dataset"] == "mmnist")].set_index(["entry", "metric"])
     cw0, cw1 = curve("ssim", 0, 0.80).mean(), curve("ssim", 1, 0.82).mean()
-    assert ours.loc[("cwvae", "ssim"), "value"] == pytest.approx((cw0 + cw1) / 2)  # mean over seeds
-    assert ours.loc[("cwvae", "ssim"), "n_seeds"] == 2
+    # rows are named as run.json names them: the paper's label, a reference's label in words
+    assert ours.loc[("CW-VAE", "ssim"), "value"] == pytest.approx((cw0 + cw1) / 2)  # mean over seeds
+    assert ours.loc[("CW-VAE", "ssim"), "n_seeds"] == 2
     lo, hi = t_interval(np.array([cw0, cw1]))[1:]
-    assert ours.loc[("cwvae", "ssim"), "ci_low"] == pytest.approx(lo)
-    assert ours.loc[("cwvae", "ssim"), "ci_high"] == pytest.approx(hi)
+    assert ours.loc[("CW-VAE", "ssim"), "ci_low"] == pytest.approx(lo)
+    assert ours.loc[("CW-VAE", "ssim"), "ci_high"] == pytest.approx(hi)
     # SSIM: CW-VAE ~0.745 best among trained models; NoTmpAbs ~0.634 < 0.95 x best; references never bold
-    assert ours.loc[("cwvae", "ssim"), "bold"] and not ours.loc[("notmpabs", "ssim"), "bold"]
-    assert not ours.loc[("copy_last", "ssim"), "bold"] and ours.loc[("copy_last", "ssim"), "reference"]
+    assert ours.loc[("CW-VAE", "ssim"), "bold"] and not ours.loc[("NoTmpAbs", "ssim"), "bold"]
+    assert not ours.loc[("Copy last", "ssim"), "bold"] and ours.loc[("Copy last", "ssim"), "reference"]
     # PSNR: NoTmpAbs 20.44 best; CW-VAE 20.44 (mean of 19.94 and 20.94 + seed offsets) within 5%
-    assert ours.loc[("cwvae", "psnr"), "bold"] and ours.loc[("notmpabs", "psnr"), "bold"]
+    assert ours.loc[("CW-VAE", "psnr"), "bold"] and ours.loc[("NoTmpAbs", "psnr"), "bold"]
     assert "model.levels" not in " ".join(t["entry"])  # variants stay out of Table 1 by default
+    assert "mymodel" not in set(t["entry"])  # a model outside the paper's comparison: leaderboard only
     md = (results / "report" / "table1.md").read_text()
     assert "_Copy last_" in md and "CW-VAE (paper)" in md and "### toyset (`toyset`)" in md
+    assert "### Moving MNIST (`mmnist`)" in md  # the dataset's name in the paper, from run.json
     assert "NEWMETRIC ↑" in md  # an unknown metric is picked up (direction: higher, the default)
+
+
+def test_all_models_puts_the_others_into_table1(synthetic, tmp_path):
+    results, _ = synthetic
+    write_report(results, tmp_path / "all", all_models=True)
+    t = pd.read_csv(tmp_path / "all" / "table1.csv")
+    mine = t[(t["source"] == "ours") & (t["entry"] == "mymodel")].set_index("metric")
+    assert mine.loc["ssim", "value"] == pytest.approx(curve("ssim", 0, 0.5).mean())
+    md = (tmp_path / "all" / "table1.md").read_text()
     assert "- FVD undefined (mymodel/toyset/FVD)" in md  # the evaluation's notes are shown
+    mr = pd.read_csv(tmp_path / "all" / "mean_rank.csv")
+    ours = mr[mr["source"] == "ours:smoke"].set_index("model")
+    # toyset: ssim cwvae 0.6 > mymodel 0.5; newmetric (higher) mymodel 3 > cwvae 2
+    assert ours.loc["mymodel", "cells"] == 2 and ours.loc["mymodel", "mean_rank"] == pytest.approx(1.5)
 
 
 def test_mean_rank_of_our_runs(synthetic):
@@ -309,12 +334,12 @@ def test_mean_rank_of_our_runs(synthetic):
     psnr_cw = (curve("psnr", 0, 20.0).mean() + curve("psnr", 1, 21.0).mean()) / 2
     psnr_no = curve("psnr", 0, 20.5).mean()
     cw_psnr_rank = 1 if psnr_cw > psnr_no else 2
-    # toyset: ssim cwvae 0.6 > mymodel 0.5; newmetric (higher) mymodel 3 > cwvae 2
-    assert ours.loc["cwvae", "mean_rank"] == pytest.approx((1 + cw_psnr_rank + 1 + 2) / 4)
-    assert ours.loc["notmpabs", "cells"] == 2 and ours.loc["mymodel", "cells"] == 2
-    assert "copy_last" not in ours.index  # references are not ranked
+    # toyset: cwvae alone (mymodel is outside the paper's comparison): rank 1 on ssim and newmetric
+    assert ours.loc["CW-VAE", "mean_rank"] == pytest.approx((1 + cw_psnr_rank + 1 + 1) / 4)
+    assert ours.loc["NoTmpAbs", "cells"] == 2 and "mymodel" not in ours.index
+    assert "Copy last" not in ours.index  # references are not ranked
     paper = mr[mr["source"] == "paper"].set_index("model")
-    assert paper.loc["cwvae", "printed"] == 2.25
+    assert paper.loc["CW-VAE", "printed"] == 2.25
 
 
 def test_leaderboard_one_row_per_model_dataset_preset(synthetic):
@@ -359,3 +384,31 @@ def test_report_command_on_an_empty_directory_says_what_to_do(tmp_path, capsys):
 
     assert main(["report", "--runs", str(tmp_path)]) == 2
     assert "no runs/" in capsys.readouterr().err
+
+
+def test_runs_without_run_json_are_listed_then_relabelled(tmp_path, capsys):
+    """A run made before run.json existed: read from config.yaml (never re-resolved), kept out of Table 1
+    and listed; `bench.py relabel` writes its run.json, and the next report puts it in."""
+    from benchmarks.cli import main
+
+    results = tmp_path / "results"
+    old = write_fake_run(results, "cwvae", levels={"ssim": 0.8}, legacy=True)
+    write_fake_run(results, "copy_last", levels={"ssim": 0.9}, params=0)
+    (run,) = [r for r in collect(results) if r.model == "cwvae"]
+    assert run.legacy and run.variant == "?" and run.paper_label is None and run.entry == "cwvae [?]"
+    assert run.metrics["ssim"]["higher_is_better"]  # what config.yaml tells is derived from it
+    write_report(results, results / "report")
+    t = pd.read_csv(results / "report" / "table1.csv")
+    assert set(t[t["source"] == "ours"]["entry"]) == {"Copy last"}
+    index = (results / "report" / "index.md").read_text()
+    assert "1 run(s) written before run directories recorded" in index and "python bench.py relabel" in index
+    board = pd.read_csv(results / "report" / "leaderboard.csv", keep_default_na=False)
+    assert "?" in set(board["variant"])  # the leaderboard still shows it
+    capsys.readouterr()
+    assert main(["relabel", "--out", str(results)]) == 0
+    assert "the preset's own config; Table 1: CW-VAE" in capsys.readouterr().out
+    info = json.loads((old / "run.json").read_text())
+    assert info["paper_label"] == "CW-VAE" and info["variant"] == ""
+    write_report(results, results / "report")
+    t = pd.read_csv(results / "report" / "table1.csv")
+    assert set(t[t["source"] == "ours"]["entry"]) == {"Copy last", "CW-VAE"}

@@ -17,6 +17,7 @@ import yaml
 from scipy import stats
 
 from benchmarks.evaluate import aggregate
+from benchmarks.pipeline import record_run
 from reports.build import write_paper_report, write_report
 from reports.compare import compare
 from reports.ranking import bold_mask
@@ -55,6 +56,7 @@ def write_run(
     }
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     (run / "status.json").write_text(json.dumps({"params": params, "train_time_s": 1.0, "steps": 4}))
+    record_run(run, config, reference=params == 0)  # run.json, as the pipeline writes it
     curves, summary = aggregate(scores)
     # FVD: a set-level metric, one number per run and no per-example values
     summary = pd.concat([summary, pd.DataFrame([dict(metric="fvd", aggregate="best", value=fvd, n=N)])])
@@ -102,7 +104,8 @@ def built(tmp_path_factory):
         results, "model_e", 0, shifted(base_scores(0), 0.02, 0.01, 60), test_length=60
     )  # another test set
     runs["f", 0] = write_run(results, "model_f", 0, shifted(base_scores(0), 0.05, 0.01, 40))  # seed 0 only
-    report = write_report(results, results / "report")
+    # these models have no Table 1 label (outside the paper's comparison): all_models puts them in
+    report = write_report(results, results / "report", all_models=True)
     table = pd.read_csv(results / "report" / "table1.csv")
     ours = table[table["source"] == "ours"].set_index(["entry", "metric"])
     return results, report, runs, ours
@@ -156,7 +159,7 @@ def test_numbers_match_compare_and_scipy(built):
 
 def test_the_best_is_the_best_ranked_model_and_references_are_tested(built):
     _, _, _, ours = built
-    ref = ours.loc[("ref", "ssim")]
+    ref = ours.loc[("Ref", "ssim")]  # a naive reference is named by its label in words
     assert ref["value"] > ours.loc[("model_a", "ssim"), "value"]  # better, but a reference: never the best
     assert ref["reference"] and not ref["bold"] and not ref["not_significant"] and ref["diff_ci_low"] > 0.09
 
@@ -206,7 +209,7 @@ def test_bold_and_mean_rank_are_unchanged(built):
     # A: best everywhere; C: second in SSIM and LPIPS, FVD 150 tied with the rest: shared rank 2
     assert mr.loc[("ours:smoke", "model_a"), "mean_rank"] == pytest.approx(1.0)
     assert mr.loc[("ours:smoke", "model_c"), "mean_rank"] == pytest.approx(2.0)
-    assert "ref" not in mr.loc["ours:smoke"].index  # references are not ranked
+    assert "Ref" not in mr.loc["ours:smoke"].index  # references are not ranked
 
 
 def test_report_writes_every_file_and_is_deterministic(built, tmp_path):
@@ -225,7 +228,7 @@ def test_report_writes_every_file_and_is_deterministic(built, tmp_path):
         "curves/smoke/mmnist_ssim.png",
     ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
-    again = write_report(results, tmp_path / "again")
+    again = write_report(results, tmp_path / "again", all_models=True)
     assert len(again.files) == len(report.files)
     for path in again.files:
         assert (out / path.relative_to(tmp_path / "again")).read_bytes() == path.read_bytes(), path.name

@@ -50,23 +50,15 @@ def variants(model: str) -> list[tuple[str, str]]:
     return [("small", SMALL_DATASET)] + ([("large", large)] if large else [])
 
 
-def paper_counts() -> dict[tuple[str, str], str]:
-    """(registry name, variant) -> Table D.2's value, from reports/paper/table_d2_params.csv when present."""
-    try:
-        import pandas as pd
+def paper_counts(models: list[str]) -> dict[tuple[str, str], str]:
+    """(registry name, variant) -> Table D.2's value (reports/paper/table_d2_params.csv), for the
+    models whose Table 1 label (`paper_label`) is one of the paper's."""
+    from models import get_model_class
+    from reports.reference import paper_params
 
-        from reports.reference import MODEL_LABELS, PAPER_DIR
-
-        table = pd.read_csv(PAPER_DIR / "table_d2_params.csv", dtype=str).fillna("")
-    except (ImportError, OSError):
-        return {}
-    names = {label: name for name, label in MODEL_LABELS.items()}
-    out = {}
-    for _, r in table.iterrows():
-        for variant in ("small", "large"):
-            if r["model"] in names and r[variant]:
-                out[(names[r["model"]], variant)] = r[variant]
-    return out
+    table = paper_params()
+    labels = {m: get_model_class(m).paper_label for m in models}
+    return {(m, v): table[(label, v)] for m, label in labels.items() for v in ("small", "large") if (label, v) in table}
 
 
 def count(model: str, dataset: str) -> tuple[int | None, str]:
@@ -81,7 +73,7 @@ def count(model: str, dataset: str) -> tuple[int | None, str]:
 
 
 def collect_rows(models: list[str]) -> list[Row]:
-    paper = paper_counts()
+    paper = paper_counts(models)
     rows = []
     for model in models:
         for variant, dataset in variants(model):

@@ -1,10 +1,13 @@
 """`python bench.py report`: turn run directories into tables, plots and leaderboards.
 
-    python bench.py report [--runs DIR] [--out DIR] [--variants] [--aggregate best|mean]
+    python bench.py report [--runs DIR] [--out DIR] [--variants] [--all-models] [--aggregate best|mean]
     python bench.py report --paper [--out DIR]
 
 --runs is the results directory (the one holding runs/; default results); --out
 defaults to <runs>/report (with --paper: <runs>/report/paper). See docs/reports.md.
+
+Reads run directories only (through rundir/): it loads neither torch nor any model
+(tests/test_architecture.py runs it and checks).
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ def parser() -> argparse.ArgumentParser:
         help="also put runs whose config differs from their preset's into Table 1 and the mean rank",
     )
     p.add_argument(
+        "--all-models",
+        action="store_true",
+        help="also put models outside the paper's comparison (no Table 1 label: your own models, rssm_planet) "
+        "into Table 1 and the mean rank",
+    )
+    p.add_argument(
         "--aggregate",
         default="best",
         choices=["best", "mean"],
@@ -37,20 +46,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def print_mean_rank(frame) -> None:
-    from reports.reference import model_title
-
     for source in sorted(frame["source"].unique(), key=lambda s: (s == "paper", s)):
         sub = frame[frame["source"] == source]
         print(f"mean rank ({source}; lower is better):")
         for r in sub.itertuples():
             paper = f"   paper Fig 5: {r.paper_printed:.2f}" if source == "paper" else ""
-            print(f"  {model_title(r.model):<10} {r.printed:>5}  ({r.cells}/{r.total_cells} cells){paper}")
+            print(f"  {r.model:<10} {r.printed:>5}  ({r.cells}/{r.total_cells} cells){paper}")
 
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     from reports.build import write_paper_report, write_report
-    from reports.collect import results_root
+    from rundir.run import results_root
 
     runs = results_root(Path(args.runs))
     if args.paper:
@@ -60,7 +67,7 @@ def main(argv: list[str]) -> int:
         if not (runs / "runs").is_dir():
             raise UsageError(f"no runs/ under {runs}; pass --runs DIR (the --out of your runs) or use --paper")
         out = Path(args.out) if args.out else runs / "report"
-        report = write_report(runs, out, variants=args.variants, aggregate=args.aggregate)
+        report = write_report(runs, out, variants=args.variants, aggregate=args.aggregate, all_models=args.all_models)
         finished = sum(r.finished for r in report.runs)
         print(f"{finished} finished run(s) of {len(report.runs)} under {runs / 'runs'}")
     print_mean_rank(report.mean_rank)

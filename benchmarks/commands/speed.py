@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from models import model_names
+    from models import get_model_class, model_names
 
     args = parser().parse_args(argv)
     known = model_names()
@@ -83,7 +83,7 @@ def main(argv: list[str]) -> int:
             row |= {k: v for k, v in amp.items() if k.startswith(("loss_", "ssim_", "amp_"))}
             if "error" in amp:
                 row["amp_error"] = amp["error"]
-        ref = paper_rate(model)
+        ref = paper_rate(get_model_class(model).paper_label)
         row["paper_titan_xp_frames_per_s"] = ref
         if ref and row.get("train_frames_per_s"):
             row["x_paper_rate"] = row["train_frames_per_s"] / ref

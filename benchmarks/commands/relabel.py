@@ -1,0 +1,41 @@
+"""`python bench.py relabel [--out results]`: give run directories made before run.json their run.json.
+
+A report reads run directories only; what it cannot know from config.yaml alone (the
+model's Table 1 label, the dataset's name in the paper, the run's variant) the pipeline
+writes into run.json when a run starts. Runs made before that have none: the report keeps
+them out of Table 1 and the mean rank and lists them. This command writes it for each of
+them, as the pipeline would now (nothing is trained or evaluated). Their variants are
+computed against today's presets, which may have changed since they ran: the command
+prints each one to check. Runs that have run.json are left as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    from benchmarks.commands import UsageError
+    from benchmarks.pipeline import record_run
+    from rundir.run import INFO, iter_runs, read_config, read_info, results_root
+
+    p = argparse.ArgumentParser(prog="bench.py relabel", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="results", help="results directory holding runs/ (default: results)")
+    args = p.parse_args(argv)
+    out = results_root(Path(args.out))
+    if not (out / "runs").is_dir():
+        raise UsageError(f"no runs/ under {out}; pass --out DIR (the --out of your runs)")
+    done = 0
+    for directory in iter_runs(out):
+        if (directory / INFO).exists():
+            continue
+        cfg = read_config(directory)
+        record_run(directory, cfg, overwrite=False)
+        info = read_info(directory, cfg)
+        shown = f"variant {info['variant']!r}" if info["variant"] else "the preset's own config"
+        label = info["paper_label"] or "not in the paper's comparison"
+        print(f"{directory.relative_to(out)}: {shown}; Table 1: {label}")
+        done += 1
+    print(f"wrote run.json in {done} run director{'y' if done == 1 else 'ies'} under {out / 'runs'}")
+    return 0

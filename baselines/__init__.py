@@ -1,3 +1,3 @@
 """Baselines and naive references; importing this package registers them."""
 
-from baselines import naive, rssm, svg, vta  # noqa: F401
+from baselines import naive, rssm, rssm_planet, svg, vta  # noqa: F401

@@ -47,6 +47,7 @@ class TrainConfig:
     optimizer: str = "adam"  # adam is the only optimizer of the paper's models
     lr: float = 3e-4  # Adam learning rate
     adam_eps: float = 1e-4  # Adam epsilon
+    adam_eps_form: str = "torch"  # torch (PyTorch Adam) | hat (TF/Keras epsilon-hat): benchmarks/optim.py
     clip_grad: float = 10000.0  # global gradient-norm clip; 0 = off (official CW-VAE: 10000)
     log_every: int = 10  # steps between JSONL log lines
     ckpt_every: int = 200  # steps between checkpoints (and always at the end)
@@ -58,6 +59,11 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer != "adam":
             raise ConfigError(f"train.optimizer: only 'adam' is supported, got {self.optimizer!r}")
+        if self.adam_eps_form not in ("hat", "torch"):
+            raise ConfigError(
+                f"train.adam_eps_form must be 'hat' (TensorFlow/Keras Adam) or 'torch' (PyTorch Adam), "
+                f"got {self.adam_eps_form!r}"
+            )
         if self.amp not in ("off", "bf16"):
             raise ConfigError(f"train.amp must be 'off' or 'bf16', got {self.amp!r}")
 
@@ -269,8 +275,26 @@ class RunConfig:
 
 
 def model_yaml(name: str) -> dict:
+    """configs/models/<name>.yaml, with `inherits:` resolved (see `inherit`)."""
     path = CONFIG_DIR / "models" / f"{name}.yaml"
-    return load_yaml(path) if path.exists() else {}
+    return inherit(load_yaml(path), path, (name,)) if path.exists() else {}
+
+
+def inherit(data: dict, path: Path, seen: tuple[str, ...]) -> dict:
+    """A model YAML with `inherits: <registered model>` is that model's YAML (its own `inherits`
+    resolved too) with this file's keys merged over it: `rssm.yaml` is `cwvae.yaml` with
+    `levels: 1`, so every dataset and preset section stays CW-VAE's."""
+    base = data.get("inherits")
+    if base is None:
+        return data
+    base_path = CONFIG_DIR / "models" / f"{base}.yaml"
+    if not base_path.exists():
+        valid = ", ".join(sorted(p.stem for p in (CONFIG_DIR / "models").glob("*.yaml")))
+        raise ConfigError(f"{path}: inherits {base!r}, which has no YAML; valid: {valid}")
+    if base in seen:
+        raise ConfigError(f"{path}: `inherits: {base}` makes a cycle ({' -> '.join((*seen, base))}); remove one")
+    own = {k: v for k, v in data.items() if k != "inherits"}
+    return merge(inherit(load_yaml(base_path), base_path, (*seen, base)), own)
 
 
 def dataset_yaml(name: str) -> dict:
@@ -289,7 +313,7 @@ def _model_yaml(model_cls, model: str) -> dict:
         from models.plugins import split_model_spec
 
         path = split_model_spec(model)[0].with_suffix(".yaml")
-        return load_yaml(path) if path.is_file() else {}
+        return inherit(load_yaml(path), path, (path.stem,)) if path.is_file() else {}
     return model_yaml(getattr(model_cls, "registry_name", model))
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from benchmarks import distributed
+from benchmarks.optim import make_adam
 from benchmarks.protocol import to_video_tensor
 from rundir.atomic import remove_stale_temps, torch_save, write_text
 
@@ -134,7 +135,7 @@ def truncate_log(path: Path, step: int) -> None:
 
 
 def make_optimizer(model, cfg):
-    return torch.optim.Adam(model.parameters(), lr=cfg.train.lr, eps=cfg.train.adam_eps)
+    return make_adam(model.parameters(), cfg.train.lr, cfg.train.adam_eps, cfg.train.adam_eps_form)
 
 
 def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress: bool = True, force: bool = False):

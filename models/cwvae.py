@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.base import VideoModel, register_model
-from models.nets import ConvDecoder, ConvEncoder, apply_frames, gaussian_kl, gaussian_nll, gaussian_params
+from models.nets import ConvDecoder, ConvEncoder, GaussianHead, apply_frames, gaussian_kl, gaussian_nll, keras_init_
 
 
 @dataclass(frozen=True)
@@ -42,30 +42,35 @@ class CWVAEConfig:
 
 
 class LevelCell(nn.Module):
-    """One level's RSSM transition (official cells.py RSSMCell)."""
+    """One level's RSSM transition (official cells.py RSSMCell).
+
+    The GRU is Keras' GRUCell as the official code builds it in TF2 (`reset_after=True`, sigmoid
+    gates): the reset gate multiplies (U h + b_rec), which is exactly torch.nn.GRUCell; only the
+    order of the gate blocks differs (Keras z, r, h; torch r, z, n: models/official_cwvae.py maps them).
+    """
+
+    STD_SHIFT = 0.54  # official cells.py: the std dense layer reads `hl + 0.54`
 
     def __init__(self, cfg: CWVAEConfig, embed_dim: int):
         super().__init__()
         out_dim = cfg.stoch + cfg.deter  # a level's output (s, h), also the context of the level below
-        self.cfg = cfg
-        self.prior_in = nn.Linear(cfg.stoch + out_dim, cfg.hidden)
+        self.prior_in = nn.Linear(cfg.stoch + out_dim, cfg.hidden)  # prior_h1_dense
         self.gru = nn.GRUCell(cfg.hidden, cfg.deter)
-        self.prior_hidden = nn.Linear(cfg.deter, cfg.hidden)
-        self.prior_head = nn.Linear(cfg.hidden, 2 * cfg.stoch)
-        self.post_hidden1 = nn.Linear(cfg.deter + embed_dim, cfg.hidden)
-        self.post_hidden2 = nn.Linear(cfg.hidden, cfg.hidden)
-        self.post_head = nn.Linear(cfg.hidden, 2 * cfg.stoch)
+        self.prior_hidden = nn.Linear(cfg.deter, cfg.hidden)  # prior_h2_dense
+        self.prior_head = GaussianHead(cfg.hidden, cfg.stoch, cfg.min_std, self.STD_SHIFT)
+        self.post_hidden1 = nn.Linear(cfg.deter + embed_dim, cfg.hidden)  # posterior_h1_dense
+        self.post_hidden2 = nn.Linear(cfg.hidden, cfg.hidden)  # posterior_h2_dense
+        self.post_head = GaussianHead(cfg.hidden, cfg.stoch, cfg.min_std, self.STD_SHIFT)
 
     def prior(self, sample: Tensor, deter: Tensor, context: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         x = F.relu(self.prior_in(torch.cat([sample, context], -1)))
         deter = self.gru(x, deter)  # (N, deter)
-        mean, std = gaussian_params(self.prior_head(F.relu(self.prior_hidden(deter))), self.cfg.min_std)
+        mean, std = self.prior_head(F.relu(self.prior_hidden(deter)))
         return mean, std, deter
 
     def posterior(self, deter: Tensor, embed: Tensor) -> tuple[Tensor, Tensor]:
         x = F.relu(self.post_hidden1(torch.cat([deter, embed], -1)))
-        x = F.relu(self.post_hidden2(x))
-        return gaussian_params(self.post_head(x), self.cfg.min_std)
+        return self.post_head(F.relu(self.post_hidden2(x)))
 
     def unroll(self, context: Tensor, embeds: Tensor | None, state: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
         """Run the level over its own steps.
@@ -117,6 +122,7 @@ class CWVAE(VideoModel):
             self.level_mlps.append(nn.Sequential(*layers))
         self.cells = nn.ModuleList(LevelCell(cfg, feat) for _ in range(cfg.levels))
         self.decoder = ConvDecoder(cfg.stoch + cfg.deter, cfg.channels, cfg.cnn_depth, out_activation="tanh")
+        keras_init_(self)  # the official model's initialization (Keras defaults)
 
     # ------------------------------------------------------------ helpers
 

@@ -17,7 +17,8 @@ class ConvEncoder(nn.Module):
     """Frames (N, C, 64, 64) -> embeddings (N, 1024).
 
     4 convs, kernel 4, stride 2, VALID padding, 32/64/128/256 channels, leaky ReLU 0.2:
-    64 -> 31 -> 14 -> 6 -> 2, and 2 * 2 * 256 = 1024 features.
+    64 -> 31 -> 14 -> 6 -> 2, and 2 * 2 * 256 = 1024 features, flattened in the (H, W, C)
+    order of the official TF code (tf.layers.flatten of NHWC), so its dense weights apply as they are.
     """
 
     def __init__(self, channels: int, depth: int = 32):
@@ -29,7 +30,7 @@ class ConvEncoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         for conv in self.convs:
             x = F.leaky_relu(conv(x), 0.2)
-        return x.flatten(1)  # (N, 1024)
+        return x.permute(0, 2, 3, 1).flatten(1)  # (N, 2 * 2 * 256) in (H, W, C) order
 
 
 class ConvDecoder(nn.Module):
@@ -78,6 +79,40 @@ def apply_frames(net: nn.Module, video: Tensor) -> Tensor:
     B, T = video.shape[:2]
     out = net(video.flatten(0, 1))  # (B*T, ...)
     return out.unflatten(0, (B, T))
+
+
+class GaussianHead(nn.Module):
+    """Hidden (N, H) -> mean, std (N, D) by two dense layers, as the official CW-VAE cell (cells.py):
+    mean = W_m x + b_m, std = softplus(W_s (x + shift) + b_s) + min_std. The official code adds
+    `shift` = 0.54 to the std layer's *input* (not to its output); we do what the code does."""
+
+    def __init__(self, in_dim: int, out_dim: int, min_std: float, shift: float = 0.0):
+        super().__init__()
+        self.mean = nn.Linear(in_dim, out_dim)
+        self.std = nn.Linear(in_dim, out_dim)
+        self.min_std, self.shift = min_std, shift
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.mean(x), F.softplus(self.std(x + self.shift)) + self.min_std
+
+
+def keras_init_(module: nn.Module) -> nn.Module:
+    """Keras' default initialization, which the official TF code gets (Dense, Conv2D,
+    Conv2DTranspose, GRUCell): glorot-uniform kernels, zero biases, an orthogonal recurrent
+    GRU kernel. The fans are the same in both layouts (torch's GRU weight_ih (3H, in) is Keras'
+    kernel (in, 3H) transposed; a conv's fans are k*k*in and k*k*out either way); the GRU's
+    orthogonal (3H, H) matrix is Keras' (H, 3H) one transposed, up to the order of its gate
+    blocks, which does not change the distribution. Returns `module`."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.GRUCell):
+            nn.init.xavier_uniform_(m.weight_ih)
+            nn.init.orthogonal_(m.weight_hh)
+            nn.init.zeros_(m.bias_ih)
+            nn.init.zeros_(m.bias_hh)
+    return module
 
 
 def gaussian_params(x: Tensor, min_std: float) -> tuple[Tensor, Tensor]:

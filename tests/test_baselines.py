@@ -1,4 +1,5 @@
-"""RSSM, VTA and SVG-LP (baselines/): training signal, open loop, and each model's own rules."""
+"""PlaNet's RSSM, VTA and SVG-LP (baselines/): training signal, open loop, and each model's own rules.
+(`rssm`, the one-level CW-VAE, is tested with CW-VAE: tests/test_cwvae.py, tests/test_cwvae_official.py.)"""
 
 import math
 
@@ -10,7 +11,7 @@ from benchmarks.config import resolve_config
 from benchmarks.protocol import open_loop
 from models import build_model, get_model_class
 
-BASELINES = ["rssm", "vta", "svg"]
+BASELINES = ["rssm_planet", "vta", "svg"]
 
 
 def moving_square(batch: int, length: int, seed: int = 0) -> torch.Tensor:
@@ -95,11 +96,11 @@ def test_predict_uses_running_batch_norm_statistics_in_any_mode(name):
     assert all(torch.equal(m.running_mean, s) for m, s in zip(bn, stats))  # predicting does not update them
 
 
-# ---------------------------------------------------------------- RSSM
+# ---------------------------------------------------------------- PlaNet's RSSM
 
 
-def test_rssm_free_nats_and_std_floor():
-    model = smoke("rssm", free_nats=1e6)  # every step's KL under the free nats: no KL gradient
+def test_rssm_planet_free_nats_and_std_floor():
+    model = smoke("rssm_planet", free_nats=1e6)  # every step's KL under the free nats: no KL gradient
     loss, terms = model.loss(moving_square(2, 6))
     assert terms["kl_free"] == 0 and torch.isclose(loss, terms["nll"])
     assert terms["kl"] > 0

@@ -59,3 +59,34 @@ def test_hash_identifies_the_run():
     assert a.hash() != resolve_config("cwvae", "mmnist", "smoke", seed=1).hash()
     assert a.hash() == resolve_config("cwvae", "mmnist", "smoke", sets=["train.log_every=5"]).hash()
     assert a.hash() == resolve_config("cwvae", "mmnist", "smoke", sets=["eval.chunk=7"]).hash()
+
+
+@pytest.mark.parametrize("dataset,epochs", [("mmnist", 300), ("kth", 300), ("minerl", 600), ("mazes", 100)])
+@pytest.mark.parametrize("model", ["cwvae", "notmpabs", "rssm"])
+def test_training_length_per_dataset_follows_the_official_configs(model, dataset, epochs):
+    """Official configs/{mmnist,minerl,mazes}.yml num_epochs; KTH has none: the paper's 300."""
+    assert resolve_config(model, dataset, "paper").train.epochs == epochs
+
+
+def test_inherits_takes_the_base_yaml_with_the_own_keys_over_it():
+    from benchmarks.config import model_yaml
+
+    cwvae, rssm, notmpabs = model_yaml("cwvae"), model_yaml("rssm"), model_yaml("notmpabs")
+    assert rssm == {**cwvae, "model": {**cwvae["model"], "levels": 1, "factor": 1}}
+    assert notmpabs == {**cwvae, "model": {**cwvae["model"], "factor": 1}}
+    quick = resolve_config("rssm", "mmnist", "quick")
+    assert (quick.model.levels, quick.model.deter, quick.train.steps) == (1, 100, 800)  # cwvae.yaml's quick preset
+
+
+def test_inherits_errors_name_the_file_and_what_to_do(tmp_path, monkeypatch):
+    import benchmarks.config as config
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "a.yaml").write_text("inherits: b\n")
+    (tmp_path / "models" / "b.yaml").write_text("inherits: a\n")
+    (tmp_path / "models" / "c.yaml").write_text("inherits: nope\n")
+    monkeypatch.setattr(config, "CONFIG_DIR", tmp_path)
+    with pytest.raises(ConfigError, match=r"b.yaml: `inherits: a` makes a cycle \(a -> b -> a\); remove one"):
+        config.model_yaml("a")
+    with pytest.raises(ConfigError, match=r"c.yaml: inherits 'nope', which has no YAML; valid: a, b, c"):
+        config.model_yaml("c")

@@ -396,7 +396,7 @@ def test_train_count_comes_from_the_manifest(tmp_path, root):
     dataset("minerl").prepare(make_official(tmp_path, "minerl", n=(3, 1)), allow_skip=True, progress=False)
     cfg = resolve_config("cwvae", "minerl", "paper")
     assert (cfg.data.n_train, cfg.data.train_length, cfg.data.test_length, cfg.data.dec_std) == (3, 500, 500, 0.4)
-    assert cfg.total_steps == round(300 * 3 * (500 // 100) / 50)  # 300 epochs of 100-frame windows, batch 50
+    assert cfg.total_steps == round(600 * 3 * (500 // 100) / 50)  # 600 epochs (official) of 100-frame windows
     few = resolve_config("cwvae", "minerl", "smoke", sets=["data.n_train=2"])
     assert get_dataset(few.data).load("train").shape[0] == 2
 

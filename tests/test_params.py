@@ -49,13 +49,35 @@ def test_large_version_rounds_to_table_d2(name):
 
 
 def test_rssm_count_in_closed_form():
-    """Count the small RSSM layer by layer (torch layouts: GRU has two bias vectors)."""
+    """Count the small RSSM (one-level CW-VAE) layer by layer (torch layouts: GRU has two bias vectors)."""
+    s, d, h, e = 20, 200, 200, 1024
+    enc = (1 * 32 + 32 * 64 + 64 * 128 + 128 * 256) * 16 + (32 + 64 + 128 + 256)
+    dec = (s + d) * 1024 + 1024 + 1024 * 128 * 25 + 128 + 128 * 64 * 25 + 64 + 64 * 32 * 36 + 32 + 32 * 1 * 36 + 1
+    gru = 3 * (h * d + d * d + 2 * d)
+    head = 2 * (h * s + s)  # mean and std layers
+    prior = ((s + s + d) * h + h) + gru + (d * h + h) + head  # input: sample and the (zero) context (s, h)
+    post = ((d + e) * h + h) + (h * h + h) + head
+    assert build_model("rssm", preset="paper").num_params() == enc + dec + prior + post == 5_103_009
+
+
+def test_rssm_planet_count_in_closed_form():
+    """Count the small PlaNet RSSM layer by layer (torch layouts: GRU has two bias vectors)."""
     s, d, h, e = 30, 200, 200, 1024
     enc = (1 * 32 + 32 * 64 + 64 * 128 + 128 * 256) * 16 + (32 + 64 + 128 + 256)
     dec = (s + d) * 1024 + 1024 + 1024 * 128 * 25 + 128 + 128 * 64 * 25 + 64 + 64 * 32 * 36 + 32 + 32 * 1 * 36 + 1
     gru = 3 * (h * d + d * d + 2 * d)
     cell = (s * h + h) + gru + (d * h + h) + (h * 2 * s + 2 * s) + ((d + e) * h + h) + (h * 2 * s + 2 * s)
-    assert build_model("rssm", preset="paper").num_params() == enc + dec + cell == 5_039_089
+    assert build_model("rssm_planet", preset="paper").num_params() == enc + dec + cell == 5_039_089
+
+
+@pytest.mark.parametrize("preset", ["smoke", "quick", "paper"])
+@pytest.mark.parametrize("dataset", sorted(dataset_names()))
+def test_rssm_is_one_level_cwvae_at_every_dataset_and_preset(dataset, preset):
+    rssm = build_model("rssm", dataset=dataset, preset=preset)
+    cwvae = build_model("cwvae", dataset=dataset, preset=preset, levels=1)
+    assert rssm.cfg == cwvae.cfg.__class__(**{**vars(cwvae.cfg), "factor": 1})
+    assert rssm.num_params() == cwvae.num_params()
+    assert [(k, v.shape) for k, v in rssm.state_dict().items()] == [(k, v.shape) for k, v in cwvae.state_dict().items()]
 
 
 def test_svg_vgg_is_the_kth_variant():
@@ -69,7 +91,7 @@ def test_params_command_csv():
         assert params_cmd.main(["--format", "csv", "--model", "rssm", "--model", "vta"]) == 0
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     small = {r["model"]: r for r in rows if r["variant"] == "small"}
-    assert small["rssm"]["params"] == "5039089" and small["rssm"]["dataset"] == "mmnist"
+    assert small["rssm"]["params"] == "5103009" and small["rssm"]["dataset"] == "mmnist"
     assert small["vta"]["params"] == str(build_model("vta", preset="paper").num_params())
     assert [r["variant"] for r in rows if r["model"] == "vta"] == ["small"]  # Table D.2 has no large VTA
     large = next(r for r in rows if r["model"] == "rssm" and r["variant"] == "large")
@@ -92,3 +114,4 @@ def test_params_command_table_and_bad_model(capsys):
 def test_paper_label_names_the_table1_row(name, label):
     assert get_model_class(name).paper_label == label
     assert get_model_class("copy_last").paper_label is None  # a reference, outside the paper's comparison
+    assert get_model_class("rssm_planet").paper_label is None  # a variant, outside the paper's comparison

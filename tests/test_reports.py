@@ -206,6 +206,7 @@ def synthetic(tmp_path_factory):
     write_fake_run(results, "notmpabs", levels={"ssim": 0.70, "psnr": 20.5}, kl=kl3)
     write_fake_run(results, "copy_last", levels={"ssim": 0.95, "psnr": 30.0}, params=0)
     write_fake_run(results, "random_frame", levels={"ssim": 0.30, "psnr": 9.0}, params=0)
+    write_fake_run(results, "rssm_planet", levels={"ssim": 0.99, "psnr": 40.0})  # a variant outside Table 1
     # a model, a dataset and a metric this code has never heard of
     write_fake_run(
         results, "mymodel", dataset="toyset", levels={"ssim": 0.5, "newmetric": 3.0}, notes={"fvd": "FVD undefined"}
@@ -324,6 +325,16 @@ def test_all_models_puts_the_others_into_table1(synthetic, tmp_path):
     ours = mr[mr["source"] == "ours:smoke"].set_index("model")
     # toyset: ssim cwvae 0.6 > mymodel 0.5; newmetric (higher) mymodel 3 > cwvae 2
     assert ours.loc["mymodel", "cells"] == 2 and ours.loc["mymodel", "mean_rank"] == pytest.approx(1.5)
+
+
+def test_rssm_planet_is_in_the_leaderboard_but_not_in_table1_or_the_mean_rank(synthetic):
+    results, _ = synthetic
+    t = pd.read_csv(results / "report" / "table1.csv")
+    assert "rssm_planet" not in set(t["entry"])  # although its made-up scores would be the best
+    mr = pd.read_csv(results / "report" / "mean_rank.csv")
+    assert "rssm_planet" not in set(mr["model"])
+    board = pd.read_csv(results / "report" / "leaderboard.csv", keep_default_na=False)
+    assert float(board[board["model"] == "rssm_planet"]["ssim"].iloc[0]) == pytest.approx(curve("ssim", 0, 0.99).mean())
 
 
 def test_mean_rank_of_our_runs(synthetic):

@@ -33,6 +33,7 @@ loggers.checkpoint.Checkpoint (a TF checkpoint, as train.py writes) for the conv
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import types
@@ -111,13 +112,11 @@ def import_official(path: Path):
     import tensorflow.compat.v1 as tf
 
     tf.disable_v2_behavior()
-    import cells
-    import cwvae
-    import tools
-    import train
-    from loggers.checkpoint import Checkpoint
-
-    return tf, cells, cwvae, tools, train, Checkpoint
+    # the official modules by name (its tools.py is not this repository's tools/)
+    cells, cwvae, tools, train, checkpoint = (
+        importlib.import_module(m) for m in ("cells", "cwvae", "tools", "train", "loggers.checkpoint")
+    )
+    return tf, cells, cwvae, tools, train, checkpoint.Checkpoint
 
 
 def make(name: str, official: Path, out: Path, seed: int) -> None:

@@ -7,8 +7,10 @@
 
 Commands raise; this module alone turns an exception into one line on stderr and an exit
 code (ERRORS): 0 ok, 1 a run or check failed (the command said which), 2 bad input (an
-unknown name or key, a dataset not prepared, unwritable output, ...), 3 non-finite loss,
-130 interrupted. Anything else is a bug and keeps its traceback.
+unknown name or key, a dataset not prepared, unwritable output, an unusable checkpoint or
+weights file, a run directory in use, ...), 3 non-finite loss, 130 interrupted (training
+stopped by SIGINT / SIGTERM: 130 / 143, a checkpoint of the current step saved). Anything
+else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ ERRORS = {
     "benchmarks.trainer.NonFiniteLoss": EXIT_NONFINITE,
     "benchmarks.config.ConfigError": EXIT_BAD_INPUT,  # also the commands' UsageError
     "benchmarks.protocol.ProtocolError": EXIT_BAD_INPUT,
-    "benchmarks.trainer.CheckpointMismatch": EXIT_BAD_INPUT,
-    "benchmarks.trainer.CheckpointWriteError": EXIT_BAD_INPUT,
+    "benchmarks.checkpoint.CheckpointError": EXIT_BAD_INPUT,  # unsafe, damaged, of another config, disk full
+    "benchmarks.runlock.RunLocked": EXIT_BAD_INPUT,
+    "benchmarks.model_weights.WeightsFileError": EXIT_BAD_INPUT,
     "benchmarks.metrics.weights.WeightsError": EXIT_BAD_INPUT,
     "benchmarks.conformance.KitInputError": EXIT_BAD_INPUT,
     "datasets.base.DatasetNotReady": EXIT_BAD_INPUT,
@@ -47,6 +50,8 @@ def exit_code(error: BaseException) -> int | None:
     """The exit code of an exception the user can act on, or None (a bug: keep the traceback)."""
     if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED
+    if isinstance(getattr(error, "exit_code", None), int):  # TrainingInterrupted: 128 + the signal's number
+        return error.exit_code
     for cls in type(error).__mro__:
         code = ERRORS.get(f"{cls.__module__}.{cls.__qualname__}")
         if code is not None:
@@ -73,6 +78,6 @@ def main(argv: list[str] | None = None) -> int:
         code = exit_code(e)
         if code is None:
             raise
-        message = INTERRUPTED if code == EXIT_INTERRUPTED else str(e)
+        message = INTERRUPTED if isinstance(e, KeyboardInterrupt) else str(e)
         print(f"error: {message}", file=sys.stderr)
         return code

@@ -223,6 +223,7 @@ class RunConfig:
     train: TrainConfig
     eval: EvalConfig
     model_file_sha256: str = ""  # for a model given as path/to/file.py:Class
+    weights_sha256: str = ""  # for a run that evaluates exported weights (--from-weights) instead of training
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -234,6 +235,8 @@ class RunConfig:
         }
         if self.model_file_sha256:
             d["model_file_sha256"] = self.model_file_sha256
+        if self.weights_sha256:
+            d["weights_sha256"] = self.weights_sha256
         for section in SECTIONS:
             value = getattr(self, section)
             d[section] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else dict(value)

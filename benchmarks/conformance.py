@@ -328,7 +328,7 @@ def run_checks(
         fresh = cfg.build_model()
         fresh.observe_training_data(videos)  # as the trainer does before it loads a checkpoint
         try:
-            fresh.load_state_dict(torch.load(buffer, map_location="cpu", weights_only=False))
+            fresh.load_state_dict(torch.load(buffer, map_location="cpu", weights_only=True))
         except RuntimeError as e:
             raise CheckFailed(f"load_state_dict into a fresh instance failed: {e}") from None
         fresh.eval()

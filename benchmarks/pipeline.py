@@ -3,11 +3,18 @@
 Everything a report needs is written into the run directory through rundir/run.py:
 config.yaml, run.json (`record_run`: labels, variant, metric directions, horizon bands),
 status.json, train.jsonl, eval/ and samples/.
+
+One process at a time per run directory (benchmarks/runlock.py). `force` retrains from
+scratch, `re_eval` re-scores the finished checkpoint, `weights` evaluates exported weights
+(benchmarks/model_weights.py) in a run directory of their own, with nothing trained.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import platform
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -15,10 +22,12 @@ from pathlib import Path
 import torch
 
 from benchmarks import distributed
+from benchmarks.checkpoint import CheckpointError, RunCheckpoints
 from benchmarks.config import ConfigError
 from benchmarks.evaluate import evaluate
 from benchmarks.protocol import ProtocolError, check_context
-from benchmarks.trainer import CHECKPOINT, build_seeded, train
+from benchmarks.runlock import run_lock
+from benchmarks.trainer import CHECKPOINT, build_seeded, load_trained, train
 from datasets import get_dataset
 from rundir.run import INFO, check_writable, read_status, run_info, update_status, write_config, write_info
 
@@ -113,22 +122,57 @@ def record_run(directory: Path, cfg: dict, reference: bool | None = None, overwr
 
 
 def is_finished(directory: Path) -> bool:
-    return (directory / "eval" / "summary.csv").exists() and (directory / CHECKPOINT).exists()
+    if not (directory / "eval" / "summary.csv").exists():
+        return False
+    return (directory / CHECKPOINT).exists() or "weights" in read_status(directory)
 
 
-def run_one(cfg, out: Path, device: str = "cpu", progress: bool = True, force: bool = False) -> Path:
-    """Train and evaluate one run; a finished run is left as it is. Returns its directory."""
+def start_over(directory: Path) -> None:
+    """--force: remove what a previous attempt trained and scored (the evaluation first: never 'finished' after)."""
+    with contextlib.suppress(FileNotFoundError):
+        (directory / "eval" / "summary.csv").unlink()
+    for sub in ("eval", "samples", "checkpoints"):
+        shutil.rmtree(directory / sub, ignore_errors=True)
+    for name in ("train.jsonl", "status.json"):
+        with contextlib.suppress(FileNotFoundError):
+            (directory / name).unlink()
+
+
+def run_one(
+    cfg,
+    out: Path,
+    device: str = "cpu",
+    progress: bool = True,
+    force: bool = False,
+    re_eval: bool = False,
+    wait: bool = False,
+    weights=None,
+) -> Path:
+    """Train and evaluate one run; a finished run is left as it is. Returns its directory.
+
+    force: retrain from scratch. re_eval: evaluate the finished checkpoint again, training nothing.
+    wait: wait for another process that holds the run directory instead of refusing.
+    weights: an ExportedWeights to evaluate instead of training (in a run directory of their own)."""
+    from benchmarks import model_weights
+
+    if weights is not None:
+        model_weights.check_config(weights, cfg.model_name, cfg.to_dict()["model"])
+        cfg = dataclasses.replace(cfg, weights_sha256=weights.sha256)  # part of the run's identity
     out = Path(out)
     check_writable(out)
     dev = distributed.init_from_env(resolve_device(device))
-    rank, _ = distributed.world()
+    rank, world_size = distributed.world()
     directory = cfg.run_dir(out)
     dataset = get_dataset(cfg.data)
     dataset.ensure_ready(progress=progress)  # generates Moving MNIST; others must be prepared
-    if is_finished(directory) and not force:
+    redo = force or re_eval
+    if is_finished(directory) and not redo:
         if rank == 0:
             record_run(directory, cfg.to_dict(), overwrite=False)  # finished before run.json existed
+        print(f"already finished: {directory} (use --force to retrain, --re-eval to re-score)")
         return directory
+    if re_eval and weights is None and not RunCheckpoints(directory).exists():
+        raise CheckpointError(f"nothing to re-score in {directory}: it has no checkpoint; run without --re-eval")
     load_metric_networks(cfg, dev)  # every check before anything is written
     train_videos = load_checked(dataset, "train", cfg)
     test_videos = load_checked(dataset, "test", cfg)
@@ -144,16 +188,43 @@ def run_one(cfg, out: Path, device: str = "cpu", progress: bool = True, force: b
             f"{cfg.dataset} training videos have {train_videos.shape[1]} frames, fewer than train.seq_len="
             f"{cfg.train.seq_len}; lower train.seq_len"
         )
-    directory.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        write_config(directory, cfg.to_dict())
-        record_run(directory, cfg.to_dict(), reference=not model.trainable)
-        update_status(directory, params=model.num_params(), model=cfg.model_name, device=str(dev), **machine_info())
-    result = train(model, cfg, train_videos, directory, dev, progress=progress, force=force)
-    if rank != 0:
-        return directory  # rank 0 evaluates and writes
-    update_status(directory, steps=result.steps, train_time_s=result.train_time_s, trained=True)
-    tic = time.perf_counter()
-    evaluate(model, cfg, test_videos, directory, dev, progress=progress)
-    update_status(directory, eval_time_s=time.perf_counter() - tic, evaluated=True)
+    if weights is not None:
+        model_weights.check_fits(model.state_dict(), weights)
+    with run_lock(directory, wait=wait) if rank == 0 else contextlib.nullcontext():
+        if is_finished(directory) and not redo:  # another process finished it while this one waited
+            print(f"already finished: {directory} (use --force to retrain, --re-eval to re-score)")
+            return directory
+        if force and rank == 0:
+            start_over(directory)
+        if force and world_size > 1:
+            torch.distributed.barrier()  # no rank reads a checkpoint that rank 0 is removing
+        if rank == 0:
+            write_config(directory, cfg.to_dict())
+            record_run(directory, cfg.to_dict(), reference=not model.trainable)
+            update_status(directory, params=model.num_params(), model=cfg.model_name, device=str(dev), **machine_info())
+        if weights is not None:
+            model.observe_training_data(train_videos)
+            model_weights.load_into(model, weights)
+            model.to(dev)
+            update_status(
+                directory, steps=weights.info.get("step", 0), train_time_s=0.0, weights=weights_record(weights)
+            )
+        elif re_eval:
+            state = load_trained(model, cfg, train_videos, directory, dev)
+            update_status(directory, steps=state["step"], train_time_s=state.get("train_time_s", 0.0), trained=True)
+        else:
+            result = train(model, cfg, train_videos, directory, dev, progress=progress)
+            if rank == 0:
+                update_status(directory, steps=result.steps, train_time_s=result.train_time_s, trained=True)
+        if rank != 0:
+            return directory  # rank 0 evaluates and writes
+        tic = time.perf_counter()
+        evaluate(model, cfg, test_videos, directory, dev, progress=progress)
+        update_status(directory, eval_time_s=time.perf_counter() - tic, evaluated=True)
     return directory
+
+
+def weights_record(weights) -> dict:
+    """status.json's `weights`: where evaluated weights came from, their sha256, and their sidecar's provenance."""
+    provenance = {k: weights.info.get(k) for k in ("source", "config_hash", "code_commit", "dataset", "preset", "step")}
+    return {"path": str(weights.path.resolve()), "sha256": weights.sha256, **provenance}

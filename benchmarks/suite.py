@@ -285,7 +285,7 @@ def execute_chain(chain: list[tuple], out: str, device: str, progress: bool, thr
                     raise RuntimeError(f"the run whose model it evaluates ({spec.eval_of}) did not finish")
                 directory.mkdir(parents=True, exist_ok=True)
                 copy_checkpoint(base_dir, directory)
-                run_one(cfg, out_path, device, progress=progress, force=True)  # loads the copy; trains nothing
+                run_one(cfg, out_path, device, progress=progress, re_eval=True)  # scores the copy; trains nothing
                 update_status(directory, trained_in=str(base_dir.relative_to(out_path)))
             else:
                 run_one(cfg, out_path, device, progress=progress)

@@ -1,18 +1,25 @@
 """The one trainer of every model.
 
 Seeding, device, the model's optimizer settings (Adam lr/eps, global-norm clipping from
-its YAML), a rich progress bar, a JSONL log, and checkpoints written atomically to
-`checkpoints/last.pt` with model (key `model`), optimizer, step, elapsed training time
-and every RNG state. Re-running the same command resumes from it; on CPU with the
-same seed the result is bit-identical to an uninterrupted run.
+its YAML), a rich progress bar, a JSONL log, and checkpoints (benchmarks/checkpoint.py:
+`checkpoints/last.pt` and the one before it, `prev.pt`) with model (key `model`),
+optimizer, step, elapsed training time and every RNG state, all as tensors and plain
+values so that they load with `weights_only=True`. Re-running the same command resumes
+from it; on CPU with the same seed the result is bit-identical to an uninterrupted run.
+SIGINT (Ctrl-C) and SIGTERM (what SLURM sends before it kills a job) end the current
+step, save a checkpoint and raise TrainingInterrupted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import random
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +28,17 @@ import numpy as np
 import torch
 
 from benchmarks import distributed
+from benchmarks.checkpoint import LAST as CHECKPOINT  # noqa: F401  (re-exported: the suite, tests)
+from benchmarks.checkpoint import (  # noqa: F401  (CheckpointMismatch, CheckpointWriteError: re-exported)
+    CheckpointError,
+    CheckpointMismatch,
+    CheckpointWriteError,
+    RunCheckpoints,
+    check_config,
+)
 from benchmarks.optim import make_adam
 from benchmarks.protocol import to_video_tensor
-from rundir.atomic import remove_stale_temps, torch_save, write_text
-
-CHECKPOINT = Path("checkpoints") / "last.pt"
+from rundir.atomic import remove_stale_temps, write_text
 
 
 class NonFiniteLoss(RuntimeError):
@@ -40,12 +53,15 @@ class NonFiniteLoss(RuntimeError):
         )
 
 
-class CheckpointMismatch(RuntimeError):
-    """A checkpoint written under a different config."""
+class TrainingInterrupted(Exception):
+    """SIGINT or SIGTERM during training: a checkpoint of the current step was saved."""
 
-
-class CheckpointWriteError(RuntimeError):
-    """A checkpoint could not be written (disk full, ...); the previous one is intact."""
+    def __init__(self, signum: int, step: int, total: int, path: Path):
+        self.exit_code = 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        super().__init__(
+            f"interrupted by {signal.Signals(signum).name} at step {step} of {total}: saved {path}; "
+            "re-run the same command to resume"
+        )
 
 
 class BatchSampler:
@@ -68,7 +84,7 @@ class BatchSampler:
         return np.stack([self.videos[i, o : o + self.seq_len] for i, o in zip(idx, offsets)])
 
     def state(self) -> dict:
-        return self.rng.bit_generator.state
+        return self.rng.bit_generator.state  # PCG64: a dict of str and int, loadable with weights_only
 
     def load_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state
@@ -82,7 +98,20 @@ class TrainResult:
 
 
 def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    """Every global RNG's state as tensors and plain values (what torch.load(weights_only=True) reads)."""
+    version, internal, gauss_next = random.getstate()  # internal: 625 ints < 2**32
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # keys: (624,) uint32
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss_next},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -90,8 +119,11 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"].tolist()), py["gauss"]))
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -108,16 +140,56 @@ def build_seeded(cfg):
     return cfg.build_model()
 
 
-def load_checkpoint(path: Path, config_hash: str, force: bool = False) -> dict | None:
-    if not path.exists():
-        return None
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if ckpt.get("config_hash") != config_hash and not force:
-        raise CheckpointMismatch(
-            f"{path} was written under config {ckpt.get('config_hash')}, this run is {config_hash}; "
-            "refusing to resume from it (pass --force to load it anyway)"
+def warn(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def load_trained(model, cfg, train_videos: np.ndarray, run_dir: Path, device):
+    """Load the finished training of `run_dir` into `model` for evaluation only (--re-eval); returns the state.
+
+    The checkpoint may come from a run that differs only in evaluation settings (a suite's eval_of run)."""
+    model.observe_training_data(train_videos)
+    store = RunCheckpoints(run_dir, warn)
+    found = store.load()
+    if found is None:
+        raise CheckpointError(f"nothing to re-score in {run_dir}: it has no checkpoint; run without --re-eval to train")
+    state, path = found
+    check_config(state, path, cfg.to_dict(), cfg.hash(), training_only=True)
+    total = state.get("total_steps", state["step"])
+    if state["step"] < total:
+        raise CheckpointError(
+            f"{path} is at step {state['step']} of {total}: training has not finished, so there is nothing to "
+            "re-score yet; run without --re-eval to resume it"
         )
-    return ckpt
+    model.load_state_dict(state["model"])
+    model.to(device)
+    return state
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """SIGINT and SIGTERM append their number to the yielded list instead of stopping the process.
+
+    A second Ctrl-C stops at once (KeyboardInterrupt). Outside the main thread signals cannot be
+    caught, and the list stays empty."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum, frame):
+        if not received:
+            warn(f"{signal.Signals(signum).name} received: saving a checkpoint after this step")
+        received.append(signum)
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def truncate_log(path: Path, step: int) -> None:
@@ -138,7 +210,7 @@ def make_optimizer(model, cfg):
     return make_adam(model.parameters(), cfg.train.lr, cfg.train.adam_eps, cfg.train.adam_eps_form)
 
 
-def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress: bool = True, force: bool = False):
+def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress: bool = True):
     """Train (or resume) `model` for cfg.total_steps; returns TrainResult."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -153,7 +225,8 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
     rank, world_size = distributed.world()
     main_rank = rank == 0  # only rank 0 writes
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = run_dir / CHECKPOINT
+    store = RunCheckpoints(run_dir, warn if main_rank else None)
+    ckpt_path = store.last
     if main_rank:
         for directory in (run_dir, ckpt_path.parent):  # leftovers of a run killed mid-write
             remove_stale_temps(directory)
@@ -163,8 +236,10 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
     sampler = BatchSampler(train_videos, t.batch_size, t.seq_len, cfg.seed)
 
     start, train_time = 0, 0.0
-    ckpt = load_checkpoint(ckpt_path, cfg.hash(), force)
-    if ckpt is not None:
+    found = store.load()
+    ckpt = found[0] if found else None
+    if found is not None:
+        check_config(ckpt, found[1], cfg.to_dict(), cfg.hash())
         model.load_state_dict(ckpt["model"])
         if optimizer is not None and ckpt.get("optimizer"):
             optimizer.load_state_dict(ckpt["optimizer"])
@@ -173,22 +248,14 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
         start, train_time = ckpt["step"], ckpt["train_time_s"]
         if main_rank:
             truncate_log(log_path, start)
+            print(f"resuming from step {start} of {total} ({found[1]})", flush=True)
     elif log_path.exists() and main_rank:
         log_path.unlink()  # a log without a checkpoint belongs to a run killed before its first save
 
     def save(step: int) -> None:
         if not main_rank:
             return
-        try:
-            write_checkpoint(step)
-        except OSError as e:
-            raise CheckpointWriteError(
-                f"could not write {ckpt_path} at step {step} ({e.strerror or e}); the previous checkpoint is intact. "
-                "Free disk space (or pass --out DIR elsewhere) and re-run the same command to resume"
-            ) from None
-
-    def write_checkpoint(step: int) -> None:
-        torch_save(
+        store.save(
             {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -200,7 +267,6 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
                 "config": cfg.to_dict(),
                 "total_steps": total,
             },
-            ckpt_path,
         )
 
     if start >= total:
@@ -223,13 +289,21 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
         TextColumn("{task.fields[stats]}"),
     ]
     amp = t.amp == "bf16" and device.type == "cuda"
+    saved = start
     with (
         open(log_path if main_rank else os.devnull, "a") as log,
         Progress(*columns, disable=not (progress and main_rank)) as bar,
+        stop_requests() as stop,
     ):
         task = bar.add_task(f"train {cfg.model_name}", total=total, completed=start, stats="")
         window_t, window_steps = time.perf_counter(), 0
-        for step in range(start + 1, total + 1):
+        for step in range(start + 1, total + 2):
+            if stop:  # a signal arrived during the last step: keep what it did, then stop
+                if saved < step - 1:
+                    save(step - 1)
+                raise TrainingInterrupted(stop[0], step - 1, total, ckpt_path)
+            if step > total:
+                break
             tic = time.perf_counter()
             batch = sampler.next()  # the global batch, the same on every rank
             if world_size > 1:
@@ -279,4 +353,5 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
             bar.update(task, completed=step)
             if step % t.ckpt_every == 0 or step == total:
                 save(step)
+                saved = step
     return TrainResult(total, train_time, start)

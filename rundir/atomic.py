@@ -14,14 +14,19 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[io.IOBase]:
-    """Open a temp file beside `path`; on clean exit fsync it and rename it onto `path`."""
+def atomic_open(
+    path: str | os.PathLike, mode: str = "w", before_rename: Callable[[], None] | None = None
+) -> Iterator[io.IOBase]:
+    """Open a temp file beside `path`; on clean exit fsync it and rename it onto `path`.
+
+    `before_rename` runs once the new content is safely on disk, just before the rename
+    (checkpoints keep the file being replaced as their previous one there)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -30,6 +35,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[io.IOBase]
             yield f
             f.flush()
             os.fsync(f.fileno())
+        if before_rename is not None:
+            before_rename()
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -70,13 +77,6 @@ def write_csv(path: str | os.PathLike, frame) -> None:
     """Write a pandas DataFrame as CSV atomically."""
     with atomic_open(path, "w") as f:
         frame.to_csv(f, index=False)
-
-
-def torch_save(obj: Any, path: str | os.PathLike) -> None:
-    import torch
-
-    with atomic_open(path, "wb") as f:
-        torch.save(obj, f)
 
 
 def np_save(path: str | os.PathLike, array) -> None:

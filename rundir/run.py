@@ -145,9 +145,10 @@ def _fmt(v) -> str:
 
 def variant(cfg: dict, preset_cfg: dict) -> str:
     """'' when `cfg` is its preset's own config (`preset_cfg`, the same model, dataset and preset
-    without --set), else 'key=value, ...' for the keys that differ, NOT_A_VARIANT aside."""
+    without --set), else 'key=value, ...' for the keys that differ, NOT_A_VARIANT aside. A run
+    that evaluated exported weights (`--from-weights`) is always one: `from-weights=<sha256 prefix>`."""
     base, mine = flatten(preset_cfg), flatten(cfg)
-    diffs = []
+    diffs = [f"from-weights={cfg['weights_sha256'][:8]}"] if cfg.get("weights_sha256") else []
     for key in sorted(set(base) & set(mine)):
         if key in NOT_A_VARIANT or any(key.startswith(k + ".") for k in NOT_A_VARIANT):
             continue

@@ -34,7 +34,7 @@ def run(cmd, out):
     assert proc.returncode == 0, proc.stderr[-2000:]
     run_dir = next((Path(out) / "runs").rglob("last.pt")).parents[1]
     losses = [json.loads(line)["train/loss"] for line in (run_dir / "train.jsonl").read_text().splitlines()]
-    return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["model"], losses
+    return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"], losses
 
 
 def test_two_gloo_processes_equal_one_process(tmp_path):

@@ -41,7 +41,7 @@ def test_resume_after_interruption_is_bit_identical(tmp_path):
     interrupted.loss = dying_loss
     with pytest.raises(Killed):
         train(interrupted, cfg, videos, tmp_path / "b", torch.device("cpu"), progress=False)
-    assert torch.load(tmp_path / "b" / CHECKPOINT, weights_only=False)["step"] == 2
+    assert torch.load(tmp_path / "b" / CHECKPOINT, weights_only=True)["step"] == 2
 
     resumed = build_seeded(cfg)
     result = train(resumed, cfg, videos, tmp_path / "b", torch.device("cpu"), progress=False)
@@ -82,7 +82,7 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
 def test_checkpoint_holds_everything_to_resume(tmp_path):
     cfg, videos = setup(steps=2)
     train(build_seeded(cfg), cfg, videos, tmp_path, torch.device("cpu"), progress=False)
-    ckpt = torch.load(tmp_path / CHECKPOINT, weights_only=False)
+    ckpt = torch.load(tmp_path / CHECKPOINT, weights_only=True)
     assert {"model", "optimizer", "step", "rng", "sampler", "config_hash", "train_time_s"} <= set(ckpt)
     assert {"torch", "python", "numpy"} <= set(ckpt["rng"])
 
@@ -101,4 +101,4 @@ def test_nonfinite_loss_stops_with_step_and_terms(tmp_path):
     model.loss = nan_at_3
     with pytest.raises(NonFiniteLoss, match="step 3.*nll="):
         train(model, cfg, videos, tmp_path, torch.device("cpu"), progress=False)
-    assert torch.load(tmp_path / CHECKPOINT, weights_only=False)["step"] == 2  # the last good one is kept
+    assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["step"] == 2  # the last good one is kept

@@ -36,7 +36,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
     p.add_argument("--out", default="results", help="output directory (default: results)")
     add_set_argument(p)
-    p.add_argument("--force", action="store_true", help="redo a finished run / load a checkpoint of another config")
+    p.add_argument("--force", action="store_true", help="retrain from scratch, discarding the run's checkpoints")
+    p.add_argument("--re-eval", action="store_true", help="evaluate a finished run's checkpoint again; train nothing")
+    p.add_argument("--wait", action="store_true", help="wait for another process running the same run, then go on")
+    p.add_argument(
+        "--from-weights",
+        metavar="FILE.safetensors",
+        help="evaluate exported weights (bench.py export) without training; --preset defaults to theirs",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--list", action="store_true", help="list models, datasets, presets, suites and commands")
     p.add_argument("--suite", help="run a suite of (model, dataset, seed) runs defined in YAML")
@@ -65,11 +72,27 @@ def list_everything() -> int:
 
 def run_one(args) -> int:
     from benchmarks.config import resolve_config
+    from benchmarks.model_weights import read_weights
     from benchmarks.pipeline import run_one
     from reports.leaderboard import print_leaderboard, write_leaderboard
 
-    cfg = resolve_config(args.model, args.dataset, args.preset or DEFAULT_PRESET, sets=args.sets, seed=args.seed)
-    directory = run_one(cfg, Path(args.out), args.device, progress=not args.no_progress, force=args.force)
+    if args.force and args.re_eval:
+        raise UsageError(
+            "--force retrains from scratch and --re-eval re-scores the existing checkpoint: give one of them"
+        )
+    weights = read_weights(args.from_weights) if args.from_weights else None
+    preset = args.preset or (weights.info.get("preset") if weights else None) or DEFAULT_PRESET
+    cfg = resolve_config(args.model, args.dataset, preset, sets=args.sets, seed=args.seed)
+    directory = run_one(
+        cfg,
+        Path(args.out),
+        args.device,
+        progress=not args.no_progress,
+        force=args.force,
+        re_eval=args.re_eval,
+        wait=args.wait,
+        weights=weights,
+    )
     print(f"run directory: {directory}")
     frame = write_leaderboard(Path(args.out))
     print_leaderboard(frame)

@@ -57,7 +57,8 @@ class CheckpointWriteError(CheckpointError):
 
 
 def _first_line(e: BaseException, limit: int = 120) -> str:
-    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    """The first sentence of an exception's message (torch's go on with advice that does not apply)."""
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0]
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

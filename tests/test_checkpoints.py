@@ -303,7 +303,7 @@ def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 120)
 
 
 def stopped_at(err: str, name: str, directory: Path) -> int:
-    """The step of 'interrupted by SIG... at step N of M: saved <last.pt>; re-run ...'."""
+    """The step of 'error: interrupted by SIG... at step N of M: saved <last.pt>; re-run ...'."""
     line = err.strip().splitlines()[-1]
     assert line.startswith(f"error: interrupted by {name} at step ") and "Traceback" not in err, err
     assert f"saved {directory / CHECKPOINT}; re-run the same command to resume" in line

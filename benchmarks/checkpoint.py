@@ -57,9 +57,13 @@ class CheckpointWriteError(CheckpointError):
 
 
 def _first_line(e: BaseException, limit: int = 120) -> str:
-    """The first sentence of an exception's message (torch's go on with advice that does not apply)."""
-    text = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0]
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """An exception's message shortened to its first line, and a long one to its first sentence
+    (torch's go on with advice that does not apply here)."""
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if len(text) > limit:
+        cut = text.find(". ", 40)
+        text = text[:cut] if 0 < cut < limit else text[: limit - 3] + "..."
+    return text
 
 
 def read(path: str | os.PathLike) -> dict:

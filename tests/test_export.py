@@ -161,3 +161,24 @@ def test_changed_or_incomplete_weight_files_are_refused(exported, tmp_path, caps
     assert code == 2 and "is not a run directory" in err and err.count("\n") == 1
     code, _, err = run_cli(["export", str(directory), "--out", str(tmp_path / "w.bin")], capsys)
     assert code == 2 and "cannot tell the format" in err
+
+
+def test_export_of_an_unfinished_run_says_so_and_unwritable_output_is_named(exported, tmp_path, capsys):
+    _, directory, _ = exported
+    run = tmp_path / "unfinished"
+    run.mkdir()
+    (run / "config.yaml").write_text((directory / "config.yaml").read_text())
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.pt").write_bytes((directory / "checkpoints" / "prev.pt").read_bytes())  # step 2
+    code, out, _ = run_cli(["export", str(run), "--out", str(tmp_path / "w.safetensors")], capsys)
+    assert code == 0 and "note: step 2 of 4: the run has not finished training" in out
+    assert read_weights(tmp_path / "w.safetensors").info["step"] == 2
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    code, _, err = run_cli(["export", str(run), "--out", str(blocker / "w.safetensors")], capsys)
+    assert code == 2 and f"could not write {blocker / 'w.safetensors'}" in err and err.count("\n") == 1
+
+
+def test_one_run_options_are_refused_with_a_suite(tmp_path, capsys):
+    code, _, err = run_cli(["--suite", "smoke", "--from-weights", "x.safetensors", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "--from-weights applies to one run (--model), not to --suite" in err

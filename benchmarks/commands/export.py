@@ -4,7 +4,8 @@
 
 The format follows from --out's suffix or --format. Only model weights exist so far;
 results tables (`--format json|csv`, issue 19) are meant to join EXPORTERS here.
-Exit 0 on success, 2 when the run cannot be exported (the message says why).
+Errors are raised (WeightsFileError, CheckpointError, UsageError) and turned into one line
+and exit code 2 by benchmarks/cli.py.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.checkpoint import CheckpointError
+from benchmarks.commands import UsageError
 from benchmarks.model_weights import WeightsFileError, export_run
-
-EXIT_BAD_INPUT = 2
 
 
 def export_weights(args) -> int:
     if not args.run:
-        raise WeightsFileError("give the run directory whose weights to export: export RUN_DIR --out FILE.safetensors")
-    sidecar = export_run(args.run, args.out, warn=lambda message: print(message, file=sys.stderr))
+        raise UsageError("give the run directory whose weights to export: export RUN_DIR --out FILE.safetensors")
+    try:
+        sidecar = export_run(args.run, args.out, warn=lambda message: print(message, file=sys.stderr))
+    except OSError as e:  # disk full, permissions: nothing half-written is left (atomic writes)
+        raise WeightsFileError(f"could not write {args.out} ({e.strerror or e}); choose another --out") from None
     out = Path(args.out)
     if sidecar["step"] < sidecar["total_steps"]:
         print(f"note: step {sidecar['step']} of {sidecar['total_steps']}: the run has not finished training")
@@ -52,16 +54,5 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     fmt = args.format or SUFFIXES.get(Path(args.out).suffix)
     if fmt is None:
-        print(
-            f"error: cannot tell the format of {args.out}: end it in {', '.join(SUFFIXES)} or pass --format",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
-    try:
-        return EXPORTERS[fmt](args)
-    except (WeightsFileError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as e:  # disk full, permissions
-        print(f"error: could not write {args.out} ({e.strerror or e}); choose another --out", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise UsageError(f"cannot tell the format of {args.out}: end it in {', '.join(SUFFIXES)} or pass --format")
+    return EXPORTERS[fmt](args)

@@ -163,6 +163,10 @@ def main(argv: list[str]) -> int:
     if args.list:
         return list_everything()
     if args.suite:
+        one_run = [f"--{o.replace('_', '-')}" for o in ("re_eval", "wait", "from_weights") if getattr(args, o)]
+        if one_run:
+            verb = "applies" if len(one_run) == 1 else "apply"
+            raise UsageError(f"{' and '.join(one_run)} {verb} to one run (--model), not to --suite")
         return run_suite(args)
     if not args.model:
         raise UsageError(

@@ -88,7 +88,7 @@ def resolve_side(arg: str, out: Path, dataset: str | None, preset: str | None) -
         if not has_per_example(path):
             raise CompareError(
                 f"{path} has no eval/per_example.parquet or .npz: evaluate it first "
-                "(runs made before per-example results existed need `--force`)"
+                "(runs made before per-example results existed need `--re-eval`)"
             )
         side = Side(arg, model_label(cfg["model_name"]))
         side.add(path, cfg)

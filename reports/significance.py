@@ -43,7 +43,7 @@ LEVEL = 0.95
 MARK = "≈"
 KEYS = ["preset", "dataset", "metric", "entry"]
 COLUMNS = ["not_significant", "p_value", "diff", "diff_ci_low", "diff_ci_high", "significance_notes"]
-NO_PER_EXAMPLE = "no eval/per_example file (evaluated before per-example results existed: re-evaluate with --force)"
+NO_PER_EXAMPLE = "no eval/per_example file (evaluated before per-example results existed: re-score with --re-eval)"
 
 
 def legend(aggregate: str = "best", n_resamples: int = N_RESAMPLES) -> str:

@@ -75,15 +75,23 @@ def seeded_normal(shape: tuple[int, ...], seed: int, mean: float, std: float) ->
 
 
 def video(T: int, B: int, seed: int) -> np.ndarray:
-    """uint8 (T, B, 1, 64, 64): a bright blob moving over a gradient, with noise."""
+    """uint8 (T, B, 1, 64, 64): a blob moving over a sine pattern, with noise; brightness, sizes and
+    patterns differ between the videos of the batch, so that batch statistics are well conditioned."""
     rs = np.random.RandomState(seed)
     yy, xx = np.mgrid[0:64, 0:64] / 63.0
     out = np.zeros((T, B, 1, 64, 64))
     for b in range(B):
         (cx, cy), (vx, vy) = rs.uniform(0.2, 0.8, 2), rs.uniform(-0.06, 0.06, 2)
+        size, bright, (fx, fy), phase = (
+            rs.uniform(0.003, 0.03),
+            rs.uniform(0.3, 1.0),
+            rs.uniform(-4, 4, 2),
+            rs.uniform(0, 6),
+        )
         for t in range(T):
-            blob = np.exp(-((xx - cx - vx * t) ** 2 + (yy - cy - vy * t) ** 2) / 0.01)
-            out[t, b, 0] = 0.8 * blob + 0.2 * (xx if b % 2 else yy)
+            blob = np.exp(-((xx - cx - vx * t) ** 2 + (yy - cy - vy * t) ** 2) / size)
+            pattern = 0.5 + 0.5 * np.sin(2 * np.pi * (fx * xx + fy * yy) + phase)
+            out[t, b, 0] = bright * blob + rs.uniform(0.1, 0.6) * pattern
     return (np.clip(out + rs.normal(0, 0.05, out.shape), 0, 1) * 255).round().astype(np.uint8)
 
 

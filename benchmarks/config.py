@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 import yaml
 
 from rundir.run import eval_key, run_path
+from rundir.stats import METRICS
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 # The one default preset of the CLI, `build_model`, `resolve_config` and `check-model`: a model
@@ -38,67 +40,134 @@ class ConfigError(ValueError):
     """A user error in a config: unknown key, bad value, malformed YAML, unknown name."""
 
 
+# ---------------------------------------------------------------- ranges
+
+# Every numeric or enumerated key states its valid values once, as its dataclass field's
+# metadata: `field(default=..., metadata={"min": 1})`. `build_dataclass` checks every section
+# (model, data, train, eval) against them before anything runs, naming key, value and range:
+#   {"min": a} value >= a      {"above": a} value > a      {"max": b} value <= b
+#   {"choices": (...)} one of these      {"or": v} this one value too (e.g. 0 = off)
+#   {"why": "..."} said after the range in the message
+# Numbers must be finite; on a tuple field the rule holds for every item. Models and datasets
+# declare theirs the same way (plain dicts: they import nothing from here).
+RANGE_KEYS = ("min", "above", "max", "choices", "or", "why")
+
+
+def describe_range(rule: dict) -> str:
+    """{'min': 9, 'or': 0} -> '0 or >= 9'; {'above': 0, 'max': 3} -> 'in (0, 3]'."""
+    why = f" ({rule['why']})" if "why" in rule else ""
+    if "choices" in rule:
+        return ", ".join(str(c) for c in rule["choices"]) + why
+    low = ("[", rule["min"]) if "min" in rule else ("(", rule["above"]) if "above" in rule else None
+    if low and "max" in rule:
+        text = f"in {low[0]}{low[1]}, {rule['max']}]"
+    elif low:
+        text = f"{'>=' if low[0] == '[' else '>'} {low[1]}"
+    else:
+        text = f"<= {rule['max']}"
+    return (f"{rule['or']} or {text}" if "or" in rule else text) + why
+
+
+def in_range(value, rule: dict) -> bool:
+    if "or" in rule and value == rule["or"]:
+        return True
+    if "choices" in rule:
+        return value in rule["choices"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    if "min" in rule and value < rule["min"]:
+        return False
+    if "above" in rule and value <= rule["above"]:
+        return False
+    return not ("max" in rule and value > rule["max"])
+
+
+def check_ranges(cls: type, values: dict, section: str) -> None:
+    """Raise ConfigError for the first value of `values` (field name -> coerced value) outside
+    its field's declared range (see RANGE_KEYS), naming key, value and the valid range."""
+    for f in dataclasses.fields(cls):
+        rule = field_rule(cls, f.name)
+        if not rule or f.name not in values:
+            continue
+        value = values[f.name]
+        several = isinstance(value, (tuple, list))
+        for item in value if several else (value,):
+            if in_range(item, rule):
+                continue
+            what = f"{section}.{f.name}={_show(value)}" + (f": {_show(item)}" if several else "")
+            if "choices" in rule:
+                raise ConfigError(f"{what} is not a valid choice; valid: {describe_range(rule)}")
+            raise ConfigError(f"{what} is out of range; valid: {'each ' if several else ''}{describe_range(rule)}")
+
+
+def field_rule(cls: type, name: str) -> dict:
+    """The range of field `name`: its own metadata, or that of the nearest base class declaring one
+    (a subclass that only changes a default, e.g. KTH's `channels: int = 1`, keeps the rule)."""
+    for klass in cls.__mro__:
+        f = getattr(klass, "__dataclass_fields__", {}).get(name)
+        rule = {k: v for k, v in f.metadata.items() if k in RANGE_KEYS} if f is not None else {}
+        if rule:
+            return rule
+    return {}
+
+
+def _show(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return "[" + ",".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 0  # optimizer steps; 0 = derive from epochs
-    epochs: float = 300.0  # passes over the training videos (used when steps == 0)
-    batch_size: int = 50  # sequences per batch (official code: 50; the paper's text: 100)
-    seq_len: int = 100  # frames per training sequence (a window of a training video)
-    optimizer: str = "adam"  # adam is the only optimizer of the paper's models
-    lr: float = 3e-4  # Adam learning rate
-    adam_eps: float = 1e-4  # Adam epsilon
-    adam_eps_form: str = "torch"  # torch (PyTorch Adam) | hat (TF/Keras epsilon-hat): benchmarks/optim.py
-    clip_grad: float = 10000.0  # global gradient-norm clip; 0 = off (official CW-VAE: 10000)
-    log_every: int = 10  # steps between JSONL log lines
-    ckpt_every: int = 200  # steps between checkpoints (and always at the end)
+    steps: int = field(default=0, metadata={"min": 0})  # optimizer steps; 0 = derive from epochs
+    epochs: float = field(default=300.0, metadata={"above": 0})  # passes over the training videos (when steps == 0)
+    batch_size: int = field(default=50, metadata={"min": 1})  # sequences per batch (official: 50; the paper: 100)
+    seq_len: int = field(default=100, metadata={"min": 1})  # frames per training sequence (a window of a video)
+    optimizer: str = field(default="adam", metadata={"choices": ("adam",)})  # the only optimizer of the paper's models
+    lr: float = field(default=3e-4, metadata={"above": 0})  # Adam learning rate
+    adam_eps: float = field(default=1e-4, metadata={"min": 0})  # Adam epsilon
+    # torch (PyTorch Adam) | hat (TF/Keras epsilon-hat): benchmarks/optim.py
+    adam_eps_form: str = field(
+        default="torch", metadata={"choices": ("torch", "hat"), "why": "PyTorch Adam; TensorFlow/Keras epsilon-hat"}
+    )
+    clip_grad: float = field(default=10000.0, metadata={"min": 0})  # global-norm clip; 0 = off (official: 10000)
+    log_every: int = field(default=10, metadata={"min": 1})  # steps between JSONL log lines
+    ckpt_every: int = field(default=200, metadata={"min": 1})  # steps between checkpoints (and always at the end)
     deterministic: bool = True  # torch deterministic algorithms (bit-identical resume on CPU)
     skip_nonfinite: bool = False  # skip (and log) batches with a non-finite loss instead of stopping
-    amp: str = "off"  # mixed precision on CUDA: off | bf16
-    num_threads: int = 0  # torch CPU threads; 0 = torch's default
+    amp: str = field(default="off", metadata={"choices": ("off", "bf16")})  # mixed precision on CUDA: off | bf16
+    num_threads: int = field(default=0, metadata={"min": 0})  # torch CPU threads; 0 = torch's default
 
-    def __post_init__(self):
-        if self.optimizer != "adam":
-            raise ConfigError(f"train.optimizer: only 'adam' is supported, got {self.optimizer!r}")
-        if self.adam_eps_form not in ("hat", "torch"):
-            raise ConfigError(
-                f"train.adam_eps_form must be 'hat' (TensorFlow/Keras Adam) or 'torch' (PyTorch Adam), "
-                f"got {self.adam_eps_form!r}"
-            )
-        if self.amp not in ("off", "bf16"):
-            raise ConfigError(f"train.amp must be 'off' or 'bf16', got {self.amp!r}")
+
+
+I3D_FRAMES = "I3D (FVD) needs at least 9 frames"
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    context: int = 36  # context frames handed to the model; it predicts the rest
-    n_videos: int = 0  # test videos evaluated; 0 = all
-    n_samples: int = 1  # samples per test video (best-of-N and mean over samples)
-    batch_size: int = 8  # test videos per batch
-    metrics: tuple[str, ...] = ("ssim", "psnr")  # metrics computed: ssim, psnr, lpips (per frame), fvd (per set)
-    mode: str = "standard"  # standard | official (the official CW-VAE evaluation, see metrics)
-    save_samples: int = 4  # test videos whose predictions are saved to samples/
-    chunk: int = 100  # predicted frames held at once per batch (models that stream: CW-VAE)
+    context: int = field(default=36, metadata={"min": 1})  # context frames handed to the model; it predicts the rest
+    n_videos: int = field(default=0, metadata={"min": 0})  # test videos evaluated; 0 = all
+    n_samples: int = field(default=1, metadata={"min": 1})  # samples per test video (best-of-N and mean over samples)
+    batch_size: int = field(default=8, metadata={"min": 1})  # test videos per batch
+    # metrics computed: ssim, psnr, lpips (per frame), fvd (per set), ssim_official, psnr_official (rundir.stats)
+    metrics: tuple[str, ...] = field(default=("ssim", "psnr"), metadata={"choices": tuple(METRICS)})
+    # standard | official (the official CW-VAE evaluation, see metrics)
+    mode: str = field(default="standard", metadata={"choices": ("standard", "official")})
+    save_samples: int = field(default=4, metadata={"min": 0})  # test videos whose predictions go to samples/
+    chunk: int = field(default=100, metadata={"min": 1})  # predicted frames held at once per batch (CW-VAE streams)
     use_obs: tuple[bool, ...] = ()  # CW-VAE: per level (bottom first), does the posterior see the context? () = all
     # FVD per horizon (paper Fig E.1): FVD of the first L predicted frames for each L here that is
     # shorter than the prediction, plus the whole prediction (the Table 1 number). I3D needs L >= 9.
-    fvd_lengths: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
-    fvd_videos: int = 0  # test videos used for FVD (the first ones); 0 = every evaluated video
-    fvd_frames: int = 0  # predicted frames FVD covers ("whole prediction"); 0 = all
+    fvd_lengths: tuple[int, ...] = field(default=(16, 32, 64, 128, 256, 512), metadata={"min": 9, "why": I3D_FRAMES})
+    # test videos used for FVD (the first ones); 0 = every evaluated video
+    fvd_videos: int = field(default=0, metadata={"min": 2, "or": 0, "why": "a covariance needs 2 videos"})
+    # predicted frames FVD covers ("whole prediction"); 0 = all
+    fvd_frames: int = field(default=0, metadata={"min": 9, "or": 0, "why": I3D_FRAMES})
 
     def __post_init__(self):
-        if self.mode not in ("standard", "official"):
-            raise ConfigError(f"eval.mode must be 'standard' or 'official', got {self.mode!r}")
-        short = [n for n in self.fvd_lengths if n < 9]
-        if short or 0 < self.fvd_frames < 9:
-            raise ConfigError(
-                f"eval.fvd_lengths {list(self.fvd_lengths)} / eval.fvd_frames {self.fvd_frames}: I3D (FVD) needs "
-                "subsequences of at least 9 frames"
-            )
-        if self.fvd_videos < 0 or self.fvd_frames < 0:
-            raise ConfigError(
-                "eval.fvd_videos and eval.fvd_frames must be >= 0 (0 = all), "
-                f"got {self.fvd_videos} and {self.fvd_frames}"
-            )
+        repeated = sorted({m for m in self.metrics if self.metrics.count(m) > 1})
+        if repeated:
+            raise ConfigError(f"eval.metrics={_show(self.metrics)} names {', '.join(repeated)} twice; list each once")
 
 
 # ---------------------------------------------------------------- YAML
@@ -195,6 +264,7 @@ def build_dataclass(cls: type, values: dict, section: str) -> Any:
         if key not in names:
             raise ConfigError(unknown_key_message(section, key, names))
     kwargs = {k: coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}
+    check_ranges(cls, kwargs, section)
     try:
         return cls(**kwargs)
     except ConfigError:
@@ -277,6 +347,14 @@ class RunConfig:
         return max(1, round(self.train.epochs * n_train * windows / self.train.batch_size))
 
 
+MAX_SEED = 2**32 - 1  # numpy's seed range (torch's is wider)
+
+
+def check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed {seed}: a seed is an integer in [0, {MAX_SEED}]")
+
+
 def model_yaml(name: str) -> dict:
     """configs/models/<name>.yaml, with `inherits:` resolved (see `inherit`)."""
     path = CONFIG_DIR / "models" / f"{name}.yaml"
@@ -342,6 +420,7 @@ def resolve_config(
         raise ConfigError(e.args[0]) from None
     if preset not in preset_names():
         raise ConfigError(f"unknown preset {preset!r}; valid: {', '.join(preset_names())}")
+    check_seed(seed)
 
     m_yaml = _model_yaml(model_cls, model)
     d_yaml = dataset_yaml(dataset)

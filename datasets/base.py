@@ -16,7 +16,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -30,13 +30,15 @@ SPLITS = ("train", "test")
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Fields every dataset has. Dataset classes extend it with their own."""
+    """Fields every dataset has. Dataset classes extend it with their own. Valid ranges are
+    field metadata (benchmarks/config.py RANGE_KEYS); a subclass that changes a default keeps them."""
 
     name: str = "mmnist"  # registry name of the dataset
-    channels: int = 1  # image channels
-    size: int = 64  # frame height and width
-    test_length: int = 1000  # frames per test video used by the protocol (context + horizon)
-    dec_std: float = 1.0  # decoder std of the official CW-VAE code for this dataset
+    channels: int = field(default=1, metadata={"choices": (1, 3)})  # image channels
+    size: int = field(default=64, metadata={"min": 1})  # frame height and width
+    # frames per test video used by the protocol (context + horizon)
+    test_length: int = field(default=1000, metadata={"min": 2})
+    dec_std: float = field(default=1.0, metadata={"above": 0})  # decoder std of the official CW-VAE code
     root: str = ""  # data root; empty = $CWBENCH_DATA or ./data
 
 

@@ -19,7 +19,7 @@ length (0 = the shortest video of that split); the remainder is dropped.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +45,9 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as FFm
 class FolderConfig(PreparedConfig):
     """An imported folder: zeros are read from the stored manifest."""
 
-    channels: int = 0  # 0 = as stored
-    size: int = 0  # 0 = as stored
-    test_length: int = 0  # 0 = the stored test clip length
+    channels: int = field(default=0, metadata={"choices": (0, 1, 3)})  # 0 = as stored
+    size: int = field(default=0, metadata={"min": 1, "or": 0})  # 0 = as stored
+    test_length: int = field(default=0, metadata={"min": 2, "or": 0})  # 0 = the stored test clip length
 
     def __post_init__(self):
         super().__post_init__()

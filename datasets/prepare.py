@@ -27,7 +27,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
@@ -325,8 +325,9 @@ def _write_staged(directory, job: SplitJob, plan, allow_skip, source, progress) 
 class PreparedConfig(DataConfig):
     """Fields of a dataset prepared from downloaded files. Zero means: read it from the stored manifest."""
 
-    n_train: int = 0  # training videos used; 0 = all prepared ones (also turns train.epochs into steps)
-    train_length: int = 0  # frames per stored training video; 0 = as prepared
+    # training videos used; 0 = all prepared ones (also turns train.epochs into steps)
+    n_train: int = field(default=0, metadata={"min": 0})
+    train_length: int = field(default=0, metadata={"min": 0})  # frames per stored training video; 0 = as prepared
 
     def __post_init__(self):
         train = stored_splits(self).get("train")
@@ -335,8 +336,6 @@ class PreparedConfig(DataConfig):
                 object.__setattr__(self, "n_train", train["videos"])
             if self.train_length == 0:
                 object.__setattr__(self, "train_length", train["shape"][1])
-        if self.n_train < 0:
-            raise ValueError(f"data.n_train must be >= 0 (0 = every prepared video), got {self.n_train}")
 
 
 def read_manifest(directory: Path) -> dict | None:

@@ -23,9 +23,9 @@ import torch
 
 from benchmarks import distributed
 from benchmarks.checkpoint import CheckpointError, RunCheckpoints
+from benchmarks.checks import check_data, check_run_dir, resolve_device
 from benchmarks.config import ConfigError
 from benchmarks.evaluate import evaluate
-from benchmarks.protocol import ProtocolError, check_context
 from benchmarks.runlock import run_lock
 from benchmarks.trainer import CHECKPOINT, build_seeded, load_trained, train
 from datasets import get_dataset
@@ -46,16 +46,6 @@ def machine_info() -> dict:
     except (OSError, subprocess.SubprocessError):
         info["git_commit"] = ""
     return info
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"--device {name}: CUDA is not available on this machine (torch {torch.__version__}); use --device cpu"
-        )
-    return torch.device(name)
 
 
 def load_checked(dataset, split: str, cfg):
@@ -159,10 +149,11 @@ def run_one(
         model_weights.check_config(weights, cfg.model_name, cfg.to_dict()["model"])
         cfg = dataclasses.replace(cfg, weights_sha256=weights.sha256)  # part of the run's identity
     out = Path(out)
-    check_writable(out)
     dev = distributed.init_from_env(resolve_device(device))
+    check_writable(out)
     rank, world_size = distributed.world()
     directory = cfg.run_dir(out)
+    check_run_dir(directory, force)  # a damaged file of an earlier attempt refuses the run, naming it
     dataset = get_dataset(cfg.data)
     dataset.ensure_ready(progress=progress)  # generates Moving MNIST; others must be prepared
     redo = force or re_eval
@@ -177,17 +168,7 @@ def run_one(
     train_videos = load_checked(dataset, "train", cfg)
     test_videos = load_checked(dataset, "test", cfg)
     model = build_seeded(cfg)
-    check_context(model, cfg.eval.context, min(cfg.data.test_length, test_videos.shape[1]))
-    if test_videos.shape[1] < cfg.data.test_length:
-        raise ProtocolError(
-            f"{cfg.dataset} test videos have {test_videos.shape[1]} frames, fewer than data.test_length="
-            f"{cfg.data.test_length} (context {cfg.eval.context} + horizon); lower data.test_length"
-        )
-    if model.trainable and train_videos.shape[1] < cfg.train.seq_len:
-        raise ProtocolError(
-            f"{cfg.dataset} training videos have {train_videos.shape[1]} frames, fewer than train.seq_len="
-            f"{cfg.train.seq_len}; lower train.seq_len"
-        )
+    check_data(cfg, model, dataset, train_videos, test_videos)  # the config against the data and the model
     if weights is not None:
         model_weights.check_fits(model.state_dict(), weights)
     with run_lock(directory, wait=wait) if rank == 0 else contextlib.nullcontext():

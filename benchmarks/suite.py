@@ -23,10 +23,12 @@ A suite is benchmarks/configs/suites/<NAME>.yaml (or a path to a YAML file):
       mmnist_official: mmnist
 
 Every run is an ordinary run directory (benchmarks/pipeline.py). Finished runs are
-skipped, so a killed suite is simply run again. Models this checkout does not have and
-datasets that are not prepared are skipped, listed with the command that prepares them,
-and written to <out>/suites/<NAME>.json, which the report shows; so is a dataset that
-stood in for another. Runs go through an executor: in this process one at a time
+skipped, so a killed suite is simply run again. Before anything runs, the whole suite is
+checked: an entry naming a model or dataset this checkout does not have, a run whose
+config is invalid, or a run directory with a damaged file refuses the suite (ConfigError
+naming the entry or the file). Datasets that are not prepared are skipped, listed with the
+command that prepares them, and written to <out>/suites/<NAME>.json, which the report
+shows; so is a dataset that stood in for another. Runs go through an executor: in this process one at a time
 (--jobs 1), N local processes (--jobs N, concurrent.futures), or SLURM jobs through
 submitit (--launcher slurm). There is no scheduler of our own.
 
@@ -78,7 +80,6 @@ class Plan:
     # [(spec, cfg, base_cfg)]: a training run first, then runs that evaluate its model (base_cfg: that run's config)
     chains: list[list[tuple[RunSpec, object, object]]] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
-    missing_models: list[dict] = field(default_factory=list)
     missing_datasets: list[dict] = field(default_factory=list)
     substitutes: list[dict] = field(default_factory=list)  # {dataset, used, command, note}: a stand-in was used
 
@@ -111,6 +112,31 @@ def load_suite(name: str) -> tuple[str, dict]:
     if not isinstance(spec.get("stand_in") or {}, dict):
         raise ConfigError(f"suite {name} stand_in must map a dataset to the one used in its place")
     return name, spec
+
+
+def check_names(name: str, spec: dict) -> None:
+    """Refuse a suite that names a model or dataset this checkout does not have, naming the entry.
+    A dataset that has a `stand_in` may be missing (the stand-in is used, with a note)."""
+    from datasets import dataset_names
+    from models import get_model_class
+
+    datasets, replaceable = set(dataset_names()), set(spec.get("stand_in") or {})
+    grid = spec.get("grid") or {}
+    entries = [(f"grid.models: {m}", m, None) for m in grid.get("models") or []]
+    entries += [(f"grid.datasets: {d}", None, d) for d in grid.get("datasets") or []]
+    for i, run in enumerate(spec.get("runs") or []):
+        entries.append((f"runs[{i}] ({run.get('label') or run['model']})", run["model"], run.get("dataset", "mmnist")))
+    entries += [(f"stand_in: {k}: {v}", None, v) for k, v in (spec.get("stand_in") or {}).items()]
+    for where, model, dataset in entries:
+        if model is not None:
+            try:
+                get_model_class(str(model))
+            except KeyError as e:
+                raise ConfigError(f"suite {name} {where}: {e.args[0]}") from None
+        if dataset is not None and str(dataset) not in datasets | replaceable:
+            raise ConfigError(
+                f"suite {name} {where}: unknown dataset {dataset!r}; valid: {', '.join(sorted(datasets))}"
+            )
 
 
 def _check_keys(d: dict, valid: set[str], where: str) -> None:
@@ -190,28 +216,38 @@ def stand_ins(spec: dict, preset: str, progress: bool = True) -> tuple[dict[str,
 def plan_suite(name: str, spec: dict, preset: str, seeds: int, out: Path, extra_sets=(), progress=True) -> Plan:
     """Resolve every run, prepare generated datasets, and group what is left to do into chains."""
     from benchmarks.pipeline import is_finished, record_run
-    from datasets import DatasetCorrupt, DatasetNotReady, dataset_names, get_dataset
-    from models import model_names
+    from datasets import DatasetCorrupt, DatasetNotReady, get_dataset
+    from rundir.run import RunDirError, check_run_files
 
     plan = Plan(suite=name, preset=preset, seeds=seeds)
-    known_models, known_datasets = set(model_names()), set(dataset_names())
+    check_names(name, spec)
+    substitute, plan.substitutes = stand_ins(spec, preset, progress)
+    specs = [
+        dataclasses.replace(s, dataset=substitute[s.dataset]) if s.dataset in substitute else s
+        for s in expand(spec, preset, seeds, extra_sets)
+    ]
+    # every run's config first (each key's range, names): a bad one refuses the suite before any data is made
+    configs = []
+    for s in specs:
+        try:
+            configs.append((s, resolve_config(s.model, s.dataset, preset, sets=list(s.sets), seed=s.seed)))
+        except ConfigError as e:
+            raise ConfigError(f"suite {name}, run {s.name}: {e}") from None
+    damaged = []
+    for s, cfg in configs:
+        try:
+            check_run_files(cfg.run_dir(out))
+        except RunDirError as e:
+            damaged.append(f"{s.name}: {e.path} is damaged ({e.reason})")
+    if damaged:
+        raise ConfigError(
+            f"suite {name}: {len(damaged)} run director{'y has' if len(damaged) == 1 else 'ies have'} a damaged "
+            f"file: {'; '.join(damaged)}. Repair or delete them (or redo that run alone with --force), then run "
+            "the suite again"
+        )
     resolved: list[tuple[RunSpec, object]] = []
     data_state: dict[str, str] = {}  # dataset directory -> "" ready, else the reason
-    substitute, plan.substitutes = stand_ins(spec, preset, progress)
-    for s in expand(spec, preset, seeds, extra_sets):
-        if s.dataset in substitute:
-            s = dataclasses.replace(s, dataset=substitute[s.dataset])
-        if s.model not in known_models and ":" not in s.model:
-            item = {"model": s.model, "reason": "not registered in this checkout"}
-            if item not in plan.missing_models:
-                plan.missing_models.append(item)
-            continue
-        if s.dataset not in known_datasets:
-            item = {"dataset": s.dataset, "command": f"(dataset {s.dataset!r} is not available in this checkout)"}
-            if item not in plan.missing_datasets:
-                plan.missing_datasets.append(item)
-            continue
-        cfg = resolve_config(s.model, s.dataset, preset, sets=list(s.sets), seed=s.seed)
+    for s, cfg in configs:
         dataset = get_dataset(cfg.data)
         key = str(dataset.directory)
         if key not in data_state:
@@ -411,7 +447,6 @@ def write_manifest(plan: Plan, results: list[dict], out: Path) -> Path:
             "already_finished": len(plan.finished),
             "ran": sorted(r["run"] for r in results if r["status"] == "done"),
             "failed": [{"run": r["run"], "error": r["error"]} for r in results if r["status"] != "done"],
-            "missing_models": plan.missing_models,
             "missing_datasets": plan.missing_datasets,
             "stand_ins": plan.substitutes,
         },

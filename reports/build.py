@@ -34,7 +34,7 @@ from reports.studies import write_studies
 from reports.table1 import mean_rank_frame, table1_frame, write_mean_rank, write_table1
 from reports.training import write_training
 from rundir.atomic import write_text
-from rundir.run import Run, collect, read_samples, read_suites, results_root
+from rundir.run import Run, Skipped, collect, read_samples, read_suites, results_root
 
 RELABEL = "python bench.py relabel --out DIR"
 
@@ -44,6 +44,7 @@ class Report:
     out: Path
     files: list[Path] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # run directories left out: a file is damaged
     mean_rank: object = None  # the mean_rank frame (pandas)
 
 
@@ -101,9 +102,9 @@ def write_samples(runs: list[Run], out: Path) -> list[Path]:
     return files
 
 
-def missing_section(runs: list[Run], results: Path) -> str:
-    """What the paper has and these runs lack; what suites skipped and why."""
-    lines = []
+def missing_section(runs: list[Run], results: Path, skipped: list[Skipped] = ()) -> str:
+    """What the paper has and these runs lack; what suites skipped and why; runs left out as damaged."""
+    lines = [f"- run `{s.rel}` left out: {s.reason}" for s in skipped]
     for suite in read_suites(results):
         for item in suite.get("missing_datasets", []):
             lines.append(
@@ -197,7 +198,7 @@ def write_index(report: Report, results: Path, studies: dict[str, list[Path]]) -
                     f"- {name}: " + ", ".join(link(p, out, p.relative_to(out / "studies").as_posix()) for p in shown)
                 )
     lines.append("\n## Missing\n")
-    lines.append(missing_section(runs, results))
+    lines.append(missing_section(runs, results, report.skipped))
     path = out / "index.md"
     write_text(path, "\n".join(lines))
     return path
@@ -209,8 +210,9 @@ def write_report(
     """Every report file for the runs under <results>/runs into `out` (default <results>/report)."""
     results = results_root(Path(results))
     out = Path(out) if out is not None else results / "report"
-    runs = collect(results)
-    report = Report(out=out, runs=runs)
+    skipped: list[Skipped] = []
+    runs = collect(results, skipped)
+    report = Report(out=out, runs=runs, skipped=skipped)
     colors = colors_for(runs)
     main = [r for r in runs if in_table1(r, variants, all_models)]  # Table 1, ranks, curves, strips
     rows = run_rows(main, aggregate)

@@ -34,11 +34,11 @@ import pandas as pd
 from rundir.run import (
     CONFIG,
     has_per_example,
-    iter_runs,
     model_label,
     read_config,
     read_info,
     read_per_example,
+    readable_runs,
     test_set_differences,
 )
 from rundir.stats import AGGREGATES, horizon_bands, metric_info, reduce_samples
@@ -96,8 +96,7 @@ def resolve_side(arg: str, out: Path, dataset: str | None, preset: str | None) -
     if path.exists() or "/" in arg and ":" not in arg:
         raise CompareError(f"{arg} is not a run directory (no config.yaml in it); give a run directory or a model name")
     found = []
-    for run in iter_runs(out):
-        cfg = read_config(run)
+    for run, cfg in readable_runs(out):  # a damaged run is skipped with a warning
         if arg in (cfg["model_name"], model_label(cfg["model_name"])) and has_per_example(run):
             found.append((run, cfg))
     if not found:
@@ -302,8 +301,7 @@ def is_run_dir(arg: str) -> bool:
 def available(arg: str, out: Path) -> set[tuple[str, str]]:
     """(dataset, preset) pairs with evaluated runs of model `arg` under `out`."""
     pairs = set()
-    for run in iter_runs(out):
-        cfg = read_config(run)
+    for run, cfg in readable_runs(out):  # a damaged run is skipped with a warning
         if arg in (cfg["model_name"], model_label(cfg["model_name"])) and has_per_example(run):
             pairs.add((cfg["dataset"], cfg["preset"]))
     return pairs

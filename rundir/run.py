@@ -70,6 +70,11 @@ NOT_A_VARIANT = (
 class RunDirError(RuntimeError):
     """A run directory that cannot be read as one (the message names the file and what to do)."""
 
+    def __init__(self, message: str, path: Path | None = None, reason: str = ""):
+        super().__init__(message)
+        self.path = path  # the damaged file, when one is to blame
+        self.reason = reason  # what is wrong with it
+
 
 # ---------------------------------------------------------------- identity
 
@@ -292,13 +297,21 @@ def write_suite_manifest(out: Path, name: str, manifest: dict) -> Path:
 # ---------------------------------------------------------------- reading
 
 
+def damaged(path: Path, reason: str) -> RunDirError:
+    return RunDirError(
+        f"{path} is damaged ({reason}); a re-run of its command refuses until it is repaired or redone with --force",
+        path,
+        reason,
+    )
+
+
 def read_yaml_file(path: Path) -> dict:
     try:
         data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise RunDirError(f"{path} is unreadable ({type(e).__name__}); delete its run directory or repair it") from e
+    except (OSError, ValueError, yaml.YAMLError) as e:  # ValueError: bytes that are not text
+        raise damaged(path, _why(e)) from None
     if not isinstance(data, dict):
-        raise RunDirError(f"{path} does not hold a config mapping; delete its run directory or repair it")
+        raise damaged(path, "it holds no config mapping")
     return data
 
 
@@ -307,14 +320,43 @@ def read_config(directory: Path) -> dict:
 
 
 def _read_json(path: Path) -> dict:
+    """A JSON object, {} when the file does not exist; RunDirError naming the file when it is damaged."""
     try:
-        return json.loads(path.read_text()) if path.exists() else {}
-    except json.JSONDecodeError:
-        return {}
+        data = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError) as e:  # JSONDecodeError and bytes that are not text are ValueErrors
+        raise damaged(path, _why(e)) from None
+    if not isinstance(data, dict):
+        raise damaged(path, "it holds no JSON object")
+    return data
+
+
+def _why(e: Exception) -> str:
+    """'truncated or empty' for an unfinished document, else what the parser says (and where)."""
+    if isinstance(e, UnicodeDecodeError):
+        return f"not text: {e.reason} at byte {e.start}"
+    mark = getattr(e, "problem_mark", None)
+    if isinstance(e, yaml.YAMLError) and mark is not None:
+        return f"not YAML: {getattr(e, 'problem', None) or 'malformed'} at line {mark.line + 1}"
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if isinstance(e, json.JSONDecodeError) and e.pos >= len(e.doc.rstrip()):
+        return f"truncated or empty: {text}"
+    return text
 
 
 def read_status(directory: Path) -> dict:
     return _read_json(Path(directory) / STATUS)
+
+
+def check_run_files(directory: Path) -> None:
+    """Raise RunDirError naming the first of config.yaml, status.json, run.json and eval/summary.csv
+    that exists in `directory` but cannot be read."""
+    directory = Path(directory)
+    if (directory / CONFIG).exists():
+        read_config(directory)
+    read_status(directory)
+    _read_json(directory / INFO)
+    if is_evaluated(directory):
+        read_summary(directory)
 
 
 def legacy_info(cfg: dict, status: dict) -> dict:
@@ -345,7 +387,14 @@ def _with_aggregate(frame: pd.DataFrame) -> pd.DataFrame:
 
 def read_summary(directory: Path) -> pd.DataFrame:
     """eval/summary.csv: metric, aggregate, value, ci_low, ci_high, n[, notes, version]."""
-    return _with_aggregate(pd.read_csv(Path(directory) / SUMMARY))
+    path = Path(directory) / SUMMARY
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as e:  # pandas' ParserError and EmptyDataError are ValueErrors
+        raise damaged(path, _why(e)) from None
+    if not {"metric", "value"} <= set(frame.columns):
+        raise damaged(path, "no metric and value columns")
+    return _with_aggregate(frame)
 
 
 def read_curves(directory: Path) -> pd.DataFrame:
@@ -405,7 +454,11 @@ def read_suites(results: Path) -> list[dict]:
     """<results>/suites/*.json written by `--suite`."""
     out = []
     for path in sorted((Path(results) / "suites").glob("*.json")):
-        manifest = _read_json(path)
+        try:
+            manifest = _read_json(path)
+        except RunDirError as e:
+            warn_once(path, f"skipped suite manifest {path}: {e}")
+            continue
         if manifest:
             out.append(manifest)
     return out
@@ -416,6 +469,53 @@ def iter_runs(out: Path):
     root = Path(out) / "runs"
     if root.exists():
         yield from sorted(p.parent for p in root.glob(f"*/*/*/{CONFIG}"))
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A run directory that readers leave out: one of its files is damaged (`reason` names it)."""
+
+    directory: Path
+    rel: str  # relative to the results directory
+    reason: str
+
+
+_WARNED: set[str] = set()
+
+
+def warn_once(key, message: str) -> None:
+    """`warning: message` on stderr, once per process for `key` (readers run several times per command)."""
+    import sys
+
+    if str(key) not in _WARNED:
+        _WARNED.add(str(key))
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def skip(directory: Path, results: Path, error: Exception, skipped: list[Skipped] | None) -> None:
+    """Warn that a damaged run is left out; record it in `skipped` (the report's list)."""
+    reason = str(error) if isinstance(error, RunDirError) else f"{directory / CONFIG} lacks the key {error}"
+    warn_once(directory, f"skipped run {directory}: {reason}")
+    if skipped is not None:
+        try:
+            rel = directory.relative_to(results).as_posix()
+        except ValueError:
+            rel = str(directory)
+        skipped.append(Skipped(directory, rel, reason))
+
+
+def readable_runs(out: Path, skipped: list[Skipped] | None = None):
+    """(directory, config.yaml's dict) of every run under <out>/runs whose files can be read; a
+    damaged one is skipped with a warning naming the file (and appended to `skipped`)."""
+    for directory in iter_runs(out):
+        try:
+            check_run_files(directory)
+            cfg = read_config(directory)
+            cfg["model_name"], cfg["dataset"]  # noqa: B018 - every run's config has them
+        except (RunDirError, KeyError) as e:
+            skip(directory, Path(out), e, skipped)
+            continue
+        yield directory, cfg
 
 
 def results_root(path: Path) -> Path:
@@ -530,13 +630,18 @@ def load_run(directory: Path, results: Path) -> Run:
     )
 
 
-def collect(results: Path) -> list[Run]:
-    """Every readable run under <results>/runs, sorted (dataset, model, preset, variant, seed, directory)."""
+def collect(results: Path, skipped: list[Skipped] | None = None) -> list[Run]:
+    """Every readable run under <results>/runs, sorted (dataset, model, preset, variant, seed, directory).
+    A run with a damaged file is left out with a warning naming the file (and appended to `skipped`)."""
     results = Path(results)
     runs = []
     for directory in iter_runs(results):
         try:
-            runs.append(load_run(directory, results))
-        except (RunDirError, KeyError):
-            continue  # an unreadable config: not a run a report can show
+            run = load_run(directory, results)
+            if run.finished:
+                read_summary(directory)  # a damaged table: left out here, not a traceback later
+        except (RunDirError, KeyError) as e:
+            skip(directory, results, e, skipped)
+            continue
+        runs.append(run)
     return sorted(runs, key=lambda r: (r.dataset, r.model, r.preset, r.variant, r.seed, r.rel))

@@ -300,3 +300,234 @@ def test_weights_with_a_bad_checksum_are_refused_before_anything_is_written(tmp_
     code, err = run_cli(argv, capsys)
     assert code == 2 and "not the pinned" in err and "weights fetch --force" in err and only_one_line(err)
     assert not (out_dir / "runs").exists()
+
+
+# ---------------------------------------------------------------- everything checked before the first step
+
+
+@pytest.mark.parametrize(
+    "item, expected",
+    [
+        ("train.steps=-5", "train.steps=-5 is out of range; valid: >= 0"),
+        ("train.epochs=0", "train.epochs=0.0 is out of range; valid: > 0"),
+        ("train.batch_size=0", "train.batch_size=0 is out of range; valid: >= 1"),
+        ("train.lr=-1", "train.lr=-1.0 is out of range; valid: > 0"),
+        ("train.lr=.nan", "train.lr=nan is out of range; valid: > 0"),
+        ("train.clip_grad=-1", "train.clip_grad=-1.0 is out of range; valid: >= 0"),
+        ("train.seq_len=0", "train.seq_len=0 is out of range; valid: >= 1"),
+        ("train.log_every=0", "train.log_every=0 is out of range; valid: >= 1"),
+        ("train.ckpt_every=-2", "train.ckpt_every=-2 is out of range; valid: >= 1"),
+        ("train.amp=fp16", "train.amp=fp16 is not a valid choice; valid: off, bf16"),
+        ("eval.context=0", "eval.context=0 is out of range; valid: >= 1"),
+        ("eval.n_samples=0", "eval.n_samples=0 is out of range; valid: >= 1"),
+        ("eval.n_videos=-1", "eval.n_videos=-1 is out of range; valid: >= 0"),
+        ("eval.chunk=0", "eval.chunk=0 is out of range; valid: >= 1"),
+        ("eval.metrics=[ssim,foo]", "eval.metrics=[ssim,foo]: foo is not a valid choice; valid: ssim, psnr, lpips"),
+        ("eval.metrics=[ssim,ssim]", "eval.metrics=[ssim,ssim] names ssim twice"),
+        ("eval.fvd_lengths=[16,4]", "eval.fvd_lengths=[16,4]: 4 is out of range; valid: each >= 9 (I3D"),
+        ("eval.fvd_videos=1", "eval.fvd_videos=1 is out of range; valid: 0 or >= 2"),
+        ("eval.fvd_frames=3", "eval.fvd_frames=3 is out of range; valid: 0 or >= 9"),
+        ("data.speed=4", "data.speed=4.0 is out of range; valid: in (0, 3.0]"),
+        ("data.channels=2", "data.channels=2 is not a valid choice; valid: 1, 3"),
+        ("data.n_test=0", "data.n_test=0 is out of range; valid: >= 1"),
+    ],
+)
+def test_every_key_is_checked_against_its_range_before_anything(item, expected, out_dir, capsys):
+    code, err = run_cli(["--model", "cwvae", *SMOKE, "--out", str(out_dir), "--set", item], capsys)
+    assert code == 2 and expected in err and only_one_line(err), err
+    assert not out_dir.exists()  # refused while the config is built: not even --out is made
+
+
+def test_the_declared_ranges_hold_for_every_default_and_preset():
+    import dataclasses
+
+    from benchmarks.config import EvalConfig, TrainConfig, check_ranges, describe_range
+    from datasets import dataset_names, get_dataset_class
+    from models import model_names
+
+    assert describe_range({"min": 9, "or": 0}) == "0 or >= 9"
+    assert describe_range({"above": 0, "max": 3}) == "in (0, 3]"
+    assert describe_range({"min": 1, "why": "x"}) == ">= 1 (x)"
+    classes = [TrainConfig, EvalConfig] + [get_dataset_class(d).config_class for d in dataset_names()]
+    for cls in classes:  # every default of every config class is inside its own range
+        defaults = {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls) if f.name != "name"}
+        check_ranges(cls, defaults, cls.__name__)
+    for model in model_names():  # and every model at every preset resolves (the ranges are checked there)
+        for preset in ("smoke", "quick", "paper"):
+            resolve_config(model, "mmnist", preset)
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:x", "gpu0"])
+def test_a_device_that_is_none_names_the_choices_and_this_machine(device, out_dir, capsys):
+    code, err = run_cli(["--model", "copy_last", *SMOKE, "--out", str(out_dir), "--device", device], capsys)
+    assert code == 2 and f"--device {device}" in err and "valid: cpu, cuda, cuda:N, auto" in err, err
+    assert "this machine has cpu" in err and only_one_line(err)
+    assert not (out_dir / "runs").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without CUDA")
+def test_cuda_on_a_machine_without_it(out_dir, capsys):
+    code, err = run_cli(["--model", "copy_last", *SMOKE, "--out", str(out_dir), "--device", "cuda:1"], capsys)
+    assert code == 2 and "CUDA is not available" in err and "--device cpu" in err and only_one_line(err)
+
+
+def test_a_negative_seed_names_seed(out_dir, capsys):
+    code, err = run_cli(["--model", "copy_last", *SMOKE, "--out", str(out_dir), "--seed", "-1"], capsys)
+    assert code == 2 and "--seed -1: a seed is an integer in [0, 4294967295]" in err and only_one_line(err)
+    assert not out_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "sets, expected",
+    [
+        (["eval.metrics=[ssim,fvd]", "eval.n_videos=1"], "FVD would cover 1 video(s)"),
+        (["eval.metrics=[ssim,fvd]", "data.test_length=44"], "FVD would cover 8 predicted frame(s)"),
+        (["eval.use_obs=[true,false]"], "eval.use_obs=[true,false]: one flag per level is needed"),
+        (["data.n_train=20"], "data.n_train=20 but mmnist has"),
+    ],
+)
+def test_evaluation_settings_are_checked_before_training(sets, expected, out_dir, capsys, monkeypatch):
+    import benchmarks.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "train", lambda *a, **k: pytest.fail("trained before the check"))
+    if sets[0].startswith("data.n_train"):  # a prepared set holds fewer videos than asked for
+        monkeypatch.setattr(pipeline, "load_checked", lambda ds, split, cfg: ds.load(split)[:5])
+    argv = ["--model", "cwvae", *SMOKE, "--out", str(out_dir)] + [a for s in sets for a in ("--set", s)]
+    code, err = run_cli(argv, capsys)
+    assert code == 2 and expected in err and only_one_line(err), err
+    assert not (out_dir / "runs").exists()
+
+
+def test_more_test_videos_asked_for_than_there_are_says_so(out_dir, capsys):
+    code = main(["--model", "copy_last", *SMOKE, "--out", str(out_dir), "--set", "eval.n_videos=1000"])
+    err = capsys.readouterr().err
+    assert code == 0 and "warning: eval.n_videos=1000 but mmnist has 2 test videos: all 2 are evaluated" in err
+    import pandas as pd
+
+    summary = pd.read_csv(next((out_dir / "runs").rglob("summary.csv")))
+    assert (summary["n"] == 2).all()  # the videos evaluated
+
+
+# ---------------------------------------------------------------- damaged run files
+
+
+@pytest.fixture(scope="module")
+def three_finished_runs(tmp_path_factory):
+    """Finished runs of the naive references (nothing trained): copy_last seeds 0 and 1, random_frame seed 0."""
+    out = tmp_path_factory.mktemp("three") / "results"
+    for model, seed in (("copy_last", "0"), ("copy_last", "1"), ("random_frame", "0")):
+        assert main(["--model", model, *SMOKE, "--out", str(out), "--seed", seed]) == 0
+    return out
+
+
+@pytest.fixture
+def three_runs(three_finished_runs, out_dir):
+    """A fresh copy of them in `out_dir`: {(model, 's<seed>'): run directory}."""
+    import shutil
+
+    shutil.copytree(three_finished_runs, out_dir)
+    return {(p.parent.parent.name, p.parent.name.split("-")[1]): p.parent for p in out_dir.rglob("config.yaml")}
+
+
+DAMAGES = {
+    "truncated status.json": ("status.json", lambda p: p.write_text(p.read_text()[:20]), "truncated or empty"),
+    "empty status.json": ("status.json", lambda p: p.write_text(""), "truncated or empty"),
+    "bad YAML config.yaml": ("config.yaml", lambda p: p.write_text("model_name: [copy_last\n"), "not YAML: expected"),
+    "binary config.yaml": ("config.yaml", lambda p: p.write_bytes(b"\xff\xfe\x00garbage"), "not text"),
+    "truncated run.json": ("run.json", lambda p: p.write_text("{"), "truncated or empty"),
+    "empty summary.csv": ("eval/summary.csv", lambda p: p.write_text(""), "No columns to parse"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_damaged_run_is_skipped_by_readers_and_refused_on_rerun(damage, three_runs, out_dir, capsys):
+    from rundir.run import collect
+
+    name, spoil, expected = DAMAGES[damage]
+    bad = three_runs[("copy_last", "s1")]
+    spoil(bad / name)
+    capsys.readouterr()
+    skipped = []
+    runs = collect(out_dir, skipped)
+    assert len(runs) == 2 and [s.directory for s in skipped] == [bad] and str(bad / name) in skipped[0].reason
+    err = capsys.readouterr().err
+    assert f"warning: skipped run {bad}: {bad / name} is damaged ({expected}" in err and err.count("\n") == 1, err
+    before = (bad / name).read_bytes()
+    code, err = run_cli(["--model", "copy_last", *SMOKE, "--out", str(out_dir), "--seed", "1"], capsys)
+    assert code == 2 and f"{bad / name} is damaged ({expected}" in err and only_one_line(err), err
+    assert "Pass --force to redo the run from scratch, or delete" in err
+    assert (bad / name).read_bytes() == before  # nothing touched
+
+
+def test_report_leaderboard_and_compare_go_on_past_a_damaged_run(three_runs, out_dir, capsys):
+    from reports.leaderboard import write_leaderboard
+    from rundir.run import check_run_files
+
+    bad = three_runs[("copy_last", "s1")]
+    (bad / "status.json").write_text('{"params": 0, "steps"')
+    assert main(["report", "--runs", str(out_dir)]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped run {bad}: {bad / 'status.json'} is damaged" in err and "Traceback" not in err
+    index = (out_dir / "report" / "index.md").read_text()
+    assert f"run `{bad.relative_to(out_dir).as_posix()}` left out: {bad / 'status.json'} is damaged" in index
+    assert write_leaderboard(out_dir)["seeds"].tolist() == [1, 1]  # copy_last: seed 0 only; random_frame
+    args = ["compare", "copy_last", "random_frame", "--out", str(out_dir), "--format", "csv", "--resamples", "200"]
+    assert main(args) == 0
+    # --force redoes the run, which repairs it
+    assert main(["--model", "copy_last", *SMOKE, "--out", str(out_dir), "--seed", "1", "--force"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {bad / 'status.json'} is damaged" in err and "removed it (--force redoes the run)" in err
+    check_run_files(bad)
+
+
+def test_a_suite_with_a_damaged_run_is_refused_before_anything_runs(three_runs, out_dir, tmp_path, capsys):
+    import yaml
+
+    spec = tmp_path / "refs.yaml"
+    spec.write_text(yaml.safe_dump({"preset": "smoke", "seeds": 2, "grid": {"models": ["copy_last"]}}))
+    bad = three_runs[("copy_last", "s1")] / "status.json"
+    bad.write_text('{"params": 0')
+    code, err = run_cli(["--suite", str(spec), "--out", str(out_dir), "--no-progress"], capsys)
+    assert code == 2 and f"{bad} is damaged" in err and "mmnist/copy_last/s1" in err and only_one_line(err), err
+    assert not (out_dir / "suites").exists()
+
+
+# ---------------------------------------------------------------- suites and options that go together
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ({"runs": [{"model": "cwvae"}, {"model": "cwvea"}]}, "suite bad runs[1] (cwvea): unknown model 'cwvea'"),
+        ({"grid": {"models": ["copy_last", "nope"]}}, "suite bad grid.models: nope: unknown model 'nope'"),
+        ({"grid": {"models": ["copy_last"], "datasets": ["mmnist", "mnist"]}}, "grid.datasets: mnist: unknown dataset"),
+        ({"runs": [{"model": "cwvae", "set": ["train.lr=-1"]}]}, "run mmnist/cwvae/s0: train.lr=-1.0 is out of range"),
+    ],
+)
+def test_a_suite_naming_what_does_not_exist_is_refused(spec, expected, tmp_path, out_dir, capsys):
+    import yaml
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"preset": "smoke", **spec}))
+    code, err = run_cli(["--suite", str(path), "--out", str(out_dir), "--no-progress"], capsys)
+    assert code == 2 and expected in err and only_one_line(err), err
+    assert not (out_dir / "runs").exists() and not (out_dir / "suites").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--model", "copy_last", "--seeds", "2"], "--seeds goes with --suite NAME"),
+        (["--model", "copy_last", "--jobs", "2", "--launcher", "slurm"], "--launcher and --jobs go with --suite"),
+        (["--suite", "smoke", "--model", "cwvae"], "--suite does not go with --model:"),
+        (["--suite", "smoke", "--seed", "1", "--dataset", "kth"], "--suite does not go with --dataset and --seed"),
+        (["--suite", "smoke", "--partition", "gpu"], "--partition goes with --suite --launcher slurm"),
+        (["--suite", "smoke", "--launcher", "slurm", "--jobs", "2"], "--jobs goes with --launcher local"),
+        (["--suite", "smoke", "--launcher", "k8s"], "--launcher k8s: valid: local, slurm"),
+        (["--suite", "smoke", "--jobs", "0"], "--jobs 0: must be >= 1"),
+    ],
+)
+def test_options_that_do_not_go_together(argv, expected, out_dir, capsys):
+    code, err = run_cli([*argv, "--out", str(out_dir), "--no-progress"], capsys)
+    assert code == 2 and expected in err and only_one_line(err), err
+    assert not out_dir.exists()

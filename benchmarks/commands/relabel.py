@@ -18,7 +18,7 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     from benchmarks.commands import UsageError
     from benchmarks.pipeline import record_run
-    from rundir.run import INFO, iter_runs, read_config, read_info, results_root
+    from rundir.run import INFO, read_info, readable_runs, results_root
 
     p = argparse.ArgumentParser(prog="bench.py relabel", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="results", help="results directory holding runs/ (default: results)")
@@ -27,10 +27,9 @@ def main(argv: list[str]) -> int:
     if not (out / "runs").is_dir():
         raise UsageError(f"no runs/ under {out}; pass --out DIR (the --out of your runs)")
     done = 0
-    for directory in iter_runs(out):
+    for directory, cfg in readable_runs(out):  # a damaged run is skipped with a warning
         if (directory / INFO).exists():
             continue
-        cfg = read_config(directory)
         record_run(directory, cfg, overwrite=False)
         info = read_info(directory, cfg)
         shown = f"variant {info['variant']!r}" if info["variant"] else "the preset's own config"

@@ -12,6 +12,7 @@ that is not finished yet (benchmarks/suite.py), then writes the report.
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from benchmarks.commands import UsageError, add_set_argument, available_commands
@@ -25,15 +26,13 @@ def parser() -> argparse.ArgumentParser:
         f"The default preset is {DEFAULT_PRESET} everywhere. Other commands: {', '.join(available_commands())}.",
     )
     p.add_argument("--model", help="registered model name, or path/to/file.py:ClassName")
-    p.add_argument("--dataset", default="mmnist", help="dataset name (default: mmnist)")
+    p.add_argument("--dataset", help="dataset name (default: mmnist)")
     p.add_argument(
         "--preset", default=None, help=f"smoke | quick | paper (default: {DEFAULT_PRESET}; with --suite: the suite's)"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--seeds", type=int, default=None, help="with --suite: seeds per (model, dataset) (default: the suite's)"
-    )
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
+    p.add_argument("--seed", type=int, help="seed of the run (default: 0)")
+    p.add_argument("--seeds", type=int, help="with --suite: seeds 0..N-1 per (model, dataset) (default: the suite's)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: cpu)")
     p.add_argument("--out", default="results", help="output directory (default: results)")
     add_set_argument(p)
     p.add_argument("--force", action="store_true", help="retrain from scratch, discarding the run's checkpoints")
@@ -47,12 +46,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--list", action="store_true", help="list models, datasets, presets, suites and commands")
     p.add_argument("--suite", help="run a suite of (model, dataset, seed) runs defined in YAML")
-    p.add_argument("--launcher", default="local", help="with --suite: local | slurm")
-    p.add_argument("--jobs", type=int, default=1, help="with --suite: local processes at once")
-    p.add_argument("--partition", help="with --launcher slurm: SLURM partition")
-    p.add_argument("--time", type=int, default=24 * 60, help="with --launcher slurm: minutes per job (default: 1440)")
-    p.add_argument("--gpus", type=int, default=1, help="with --launcher slurm: GPUs per job (default: 1)")
-    p.add_argument("--cpus-per-task", type=int, default=4, help="with --launcher slurm: CPUs per job (default: 4)")
+    p.add_argument("--launcher", help="with --suite: local | slurm (default: local)")
+    p.add_argument("--jobs", type=int, help="with --suite --launcher local: processes at once (default: 1)")
+    p.add_argument("--partition", help="with --suite --launcher slurm: SLURM partition")
+    p.add_argument("--time", type=int, help="with --suite --launcher slurm: minutes per job (default: 1440)")
+    p.add_argument("--gpus", type=int, help="with --suite --launcher slurm: GPUs per job (default: 1)")
+    p.add_argument("--cpus-per-task", type=int, help="with --suite --launcher slurm: CPUs per job (default: 4)")
     return p
 
 
@@ -82,7 +81,7 @@ def run_one(args) -> int:
         )
     weights = read_weights(args.from_weights) if args.from_weights else None
     preset = args.preset or (weights.info.get("preset") if weights else None) or DEFAULT_PRESET
-    cfg = resolve_config(args.model, args.dataset, preset, sets=args.sets, seed=args.seed)
+    cfg = resolve_config(args.model, args.dataset or "mmnist", preset, args.sets, args.seed or 0)
     directory = run_one(
         cfg,
         Path(args.out),
@@ -109,20 +108,22 @@ def run_suite(args) -> int:
     from reports.leaderboard import print_leaderboard, write_leaderboard
 
     out = Path(args.out)
-    slurm = SlurmOptions(partition=args.partition, time=args.time, gpus=args.gpus, cpus_per_task=args.cpus_per_task)
+    progress = SuiteProgress()
+    given = {k: v for k, v in vars(args).items() if k in ("time", "gpus", "cpus_per_task") and v is not None}
+    slurm = SlurmOptions(partition=args.partition, **given)
     outcome = run_suite(
         args.suite,
         out,
         preset=args.preset,
         seeds=args.seeds,
         device=args.device,
-        launcher=args.launcher,
-        jobs=args.jobs,
+        launcher=args.launcher or "local",
+        jobs=args.jobs or 1,
         sets=list(args.sets),
         progress=not args.no_progress,
         slurm=slurm,
-        on_plan=print_plan,
-        on_result=print_result,
+        on_plan=progress.plan,
+        on_result=progress.result,
     )
     frame = write_leaderboard(out)
     report = write_report(out, out / "report")
@@ -137,31 +138,87 @@ def run_suite(args) -> int:
     return 0
 
 
-def print_result(r: dict) -> None:
-    if r["status"] == "done":
-        print(f"  done    {r['run']}  ({r.get('seconds', 0):.0f} s)")
+class SuiteProgress:
+    """What a suite prints: its plan, then one line per run done, with runs done/total and an ETA
+    (the suite's wall time so far per run done, times the runs left; also right with --jobs N)."""
+
+    def __init__(self):
+        self.total, self.done, self.start = 0, 0, time.monotonic()
+
+    def plan(self, plan, description: str) -> None:
+        self.total, self.start = sum(len(c) for c in plan.chains), time.monotonic()
+        print(
+            f"suite {plan.suite} ({description}): preset {plan.preset}, {plan.seeds} seed(s); "
+            f"{self.total} run(s) to do, {len(plan.finished)} already finished",
+            flush=True,
+        )
+        for d in plan.missing_datasets:
+            print(f"  skipped dataset {d['dataset']}: not prepared; run: {d['command']}")
+        for s in plan.substitutes:
+            print(f"  dataset {s['dataset']} is not prepared: {s['used']} stands in ({s['command']} prepares it)")
+
+    def result(self, r: dict) -> None:
+        from reports.leaderboard import format_duration
+
+        self.done += 1
+        elapsed = time.monotonic() - self.start
+        left = self.total - self.done
+        eta = f"; ETA {format_duration(elapsed / self.done * left)}" if left > 0 else ""
+        where = f"[{self.done}/{self.total}{eta}]"
+        if r["status"] == "done":
+            print(f"  {where} done    {r['run']}  ({r.get('seconds', 0):.0f} s)", flush=True)
+        else:
+            print(f"  {where} FAILED  {r['run']}: {r['error']}", flush=True)
+
+
+# options that only mean something with --suite, and with --launcher slurm
+SUITE_OPTIONS = ("seeds", "launcher", "jobs", "partition", "time", "gpus", "cpus_per_task")
+SLURM_OPTIONS = ("partition", "time", "gpus", "cpus_per_task")
+POSITIVE = {"seeds": 1, "jobs": 1, "time": 1, "gpus": 0, "cpus_per_task": 1}  # the least each may be
+
+
+def flags(names: list[str]) -> str:
+    """['jobs', 'cpus_per_task'] -> '--jobs and --cpus-per-task go'; one name: '--jobs goes'."""
+    shown = [f"--{n.replace('_', '-')}" for n in names]
+    text = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+    return f"{text} {'goes' if len(shown) == 1 else 'go'}"
+
+
+def check_options(args) -> None:
+    """Refuse options that do not go together (or are out of range), saying which do."""
+    given = [k for k in vars(args) if getattr(args, k) not in (None, False, [])]
+    if args.suite:
+        alone = [k for k in ("model", "dataset", "seed") if k in given]
+        if alone:
+            raise UsageError(
+                f"--suite does not go with {flags(alone).rsplit(' ', 1)[0]}: --suite runs the models, "
+                "datasets and seeds its YAML lists (--seeds N for seeds 0..N-1); --model, --dataset and --seed "
+                "make one run"
+            )
+        if args.launcher not in (None, "local", "slurm"):
+            raise UsageError(f"--launcher {args.launcher}: valid: local, slurm")
+        slurm_only = [k for k in SLURM_OPTIONS if k in given]
+        if slurm_only and args.launcher != "slurm":
+            raise UsageError(f"{flags(slurm_only)} with --suite --launcher slurm")
+        if args.jobs is not None and args.launcher == "slurm":
+            raise UsageError("--jobs goes with --launcher local (processes on this machine); SLURM runs a job per run")
     else:
-        print(f"  FAILED  {r['run']}: {r['error']}")
-
-
-def print_plan(plan, description: str) -> None:
-    todo = sum(len(c) for c in plan.chains)
-    print(
-        f"suite {plan.suite} ({description}): preset {plan.preset}, {plan.seeds} seed(s); "
-        f"{todo} run(s) to do, {len(plan.finished)} already finished"
-    )
-    for m in plan.missing_models:
-        print(f"  skipped model {m['model']}: {m['reason']}")
-    for d in plan.missing_datasets:
-        print(f"  skipped dataset {d['dataset']}: not prepared; run: {d['command']}")
-    for s in plan.substitutes:
-        print(f"  dataset {s['dataset']} is not prepared: {s['used']} stands in ({s['command']} prepares it)")
+        suite_only = [k for k in SUITE_OPTIONS if k in given]
+        if suite_only:
+            raise UsageError(
+                f"{flags(suite_only)} with --suite NAME (a suite of runs); a single run (--model) takes --seed N"
+            )
+    for key, least in POSITIVE.items():
+        value = getattr(args, key)
+        if value is not None and value < least:
+            raise UsageError(f"{flags([key]).rsplit(' ', 1)[0]} {value}: must be >= {least}")
 
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.list:
         return list_everything()
+    check_options(args)
     if args.suite:
         one_run = [f"--{o.replace('_', '-')}" for o in ("re_eval", "wait", "from_weights") if getattr(args, o)]
         if one_run:

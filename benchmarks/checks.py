@@ -67,9 +67,10 @@ def resolve_device(name: str) -> torch.device:
 # ---------------------------------------------------------------- the run directory
 
 
-def check_run_dir(directory: Path, force: bool = False) -> None:
+def check_run_dir(directory: Path, redo: str = "") -> None:
     """Refuse to go on in a run directory whose config.yaml, status.json, run.json or eval/summary.csv
-    is damaged, naming the file; with `force` (the run is redone) remove such files, saying so."""
+    is damaged, naming the file. `redo` ('--force' or '--re-eval', the run is redone or re-scored):
+    remove such files instead, saying so."""
     while True:
         try:
             check_run_files(directory)
@@ -77,14 +78,15 @@ def check_run_dir(directory: Path, force: bool = False) -> None:
         except RunDirError as e:
             if e.path is None:
                 raise
-            if not force:
+            if not redo:
+                rescore = "--re-eval to score its checkpoint again, " if e.path.name == "summary.csv" else ""
                 raise RunDirError(
-                    f"{e.path} is damaged ({e.reason}): this run cannot go on from it. Pass --force to redo "
-                    f"the run from scratch, or delete {directory}",
+                    f"{e.path} is damaged ({e.reason}): this run cannot go on from it. Pass {rescore}--force to "
+                    f"redo the run from scratch, or delete {directory}",
                     e.path,
                     e.reason,
                 ) from None
-            warn(f"{e.path} is damaged ({e.reason}); removed it (--force redoes the run)")
+            warn(f"{e.path} is damaged ({e.reason}); removed it ({redo} redoes it)")
             e.path.unlink(missing_ok=True)
 
 

@@ -139,7 +139,6 @@ class TrainConfig:
     num_threads: int = field(default=0, metadata={"min": 0})  # torch CPU threads; 0 = torch's default
 
 
-
 I3D_FRAMES = "I3D (FVD) needs at least 9 frames"
 
 

@@ -153,10 +153,10 @@ def run_one(
     check_writable(out)
     rank, world_size = distributed.world()
     directory = cfg.run_dir(out)
-    check_run_dir(directory, force)  # a damaged file of an earlier attempt refuses the run, naming it
+    redo = "--force" if force else "--re-eval" if re_eval else ""
+    check_run_dir(directory, redo)  # a damaged file of an earlier attempt refuses the run, naming it
     dataset = get_dataset(cfg.data)
     dataset.ensure_ready(progress=progress)  # generates Moving MNIST; others must be prepared
-    redo = force or re_eval
     if is_finished(directory) and not redo:
         if rank == 0:
             record_run(directory, cfg.to_dict(), overwrite=False)  # finished before run.json existed

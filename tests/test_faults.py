@@ -455,7 +455,7 @@ def test_a_damaged_run_is_skipped_by_readers_and_refused_on_rerun(damage, three_
     before = (bad / name).read_bytes()
     code, err = run_cli(["--model", "copy_last", *SMOKE, "--out", str(out_dir), "--seed", "1"], capsys)
     assert code == 2 and f"{bad / name} is damaged ({expected}" in err and only_one_line(err), err
-    assert "Pass --force to redo the run from scratch, or delete" in err
+    assert "--force to redo the run from scratch, or delete" in err
     assert (bad / name).read_bytes() == before  # nothing touched
 
 
@@ -476,7 +476,7 @@ def test_report_leaderboard_and_compare_go_on_past_a_damaged_run(three_runs, out
     # --force redoes the run, which repairs it
     assert main(["--model", "copy_last", *SMOKE, "--out", str(out_dir), "--seed", "1", "--force"]) == 0
     err = capsys.readouterr().err
-    assert f"warning: {bad / 'status.json'} is damaged" in err and "removed it (--force redoes the run)" in err
+    assert f"warning: {bad / 'status.json'} is damaged" in err and "removed it (--force redoes it)" in err
     check_run_files(bad)
 
 
@@ -531,3 +531,23 @@ def test_options_that_do_not_go_together(argv, expected, out_dir, capsys):
     code, err = run_cli([*argv, "--out", str(out_dir), "--no-progress"], capsys)
     assert code == 2 and expected in err and only_one_line(err), err
     assert not out_dir.exists()
+
+
+def test_a_suite_prints_runs_done_of_total_and_an_eta(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import benchmarks.commands.run as run_command
+
+    clock = iter([0.0, 0.0, 100.0, 250.0, 300.0])  # made and planned at 0 s, then three runs done
+    monkeypatch.setattr(run_command.time, "monotonic", lambda: next(clock))
+    progress = run_command.SuiteProgress()
+    plan = SimpleNamespace(suite="s", preset="smoke", seeds=1, chains=[[1, 2], [3]], finished=["x"])
+    progress.plan(SimpleNamespace(**vars(plan), missing_datasets=[], substitutes=[]), "three runs")
+    progress.result({"run": "mmnist/cwvae/s0", "status": "done", "seconds": 100})
+    progress.result({"run": "mmnist/rssm/s0", "status": "failed", "error": "ValueError: x"})
+    progress.result({"run": "mmnist/vta/s0", "status": "done", "seconds": 50})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "suite s (three runs): preset smoke, 1 seed(s); 3 run(s) to do, 1 already finished"
+    assert out[1] == "  [1/3; ETA 3.3 min] done    mmnist/cwvae/s0  (100 s)"  # 100 s per run so far, 2 left
+    assert out[2] == "  [2/3; ETA 2.1 min] FAILED  mmnist/rssm/s0: ValueError: x"
+    assert out[3] == "  [3/3] done    mmnist/vta/s0  (50 s)"

@@ -195,6 +195,10 @@ def check_options(args) -> None:
                 "datasets and seeds its YAML lists (--seeds N for seeds 0..N-1); --model, --dataset and --seed "
                 "make one run"
             )
+        one_run = [k for k in ("force", "re_eval", "wait", "from_weights") if k in given]
+        if one_run:
+            names = flags(one_run).rsplit(" ", 1)[0]
+            raise UsageError(f"{names} appl{'ies' if len(one_run) == 1 else 'y'} to one run (--model), not to --suite")
         if args.launcher not in (None, "local", "slurm"):
             raise UsageError(f"--launcher {args.launcher}: valid: local, slurm")
         slurm_only = [k for k in SLURM_OPTIONS if k in given]
@@ -220,10 +224,6 @@ def main(argv: list[str]) -> int:
         return list_everything()
     check_options(args)
     if args.suite:
-        one_run = [f"--{o.replace('_', '-')}" for o in ("re_eval", "wait", "from_weights") if getattr(args, o)]
-        if one_run:
-            verb = "applies" if len(one_run) == 1 else "apply"
-            raise UsageError(f"{' and '.join(one_run)} {verb} to one run (--model), not to --suite")
         return run_suite(args)
     if not args.model:
         raise UsageError(

@@ -23,17 +23,23 @@ from rundir.run import write_evaluation
 from rundir.stats import AGGREGATES, METRICS, best_sample, metric_info, reduce_samples, t_interval
 
 
-def metric_functions(cfg) -> dict:
-    fns = {}
+def metric_functions(cfg) -> tuple[dict, dict]:
+    """({name: fn} scoring the predictions clipped to [0, 1], {name: fn} scoring them unclipped).
+
+    Unclipped: the official-mode metrics (`ssim_official`, `psnr_official`), and with
+    `eval.mode=official` every metric, `ssim` and `psnr` then in their official form."""
+    unknown = [m for m in cfg.eval.metrics if m not in METRICS]
+    if unknown:
+        raise ProtocolError(f"unknown metric(s) {unknown} in eval.metrics; valid: {sorted(METRICS)}")
+    clipped, raw = {}, {}
+    official_mode = cfg.eval.mode == "official"
     for name in cfg.eval.metrics:
         if name not in FRAME_METRICS:
             continue  # set-level metrics (FVD) are computed elsewhere
         metric = FRAME_METRICS[name]
-        fns[name] = metric.official if (cfg.eval.mode == "official" and metric.official) else metric.fn
-    unknown = [m for m in cfg.eval.metrics if m not in METRICS]
-    if unknown:
-        raise ProtocolError(f"unknown metric(s) {unknown} in eval.metrics; valid: {sorted(METRICS)}")
-    return fns
+        fn = metric.official if (official_mode and metric.official) else metric.fn
+        (raw if metric.raw or official_mode else clipped)[name] = fn
+    return clipped, raw
 
 
 def aggregate(scores: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -129,9 +135,10 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
         )
     check_context(model, e.context, length)
     fix_mmap_threshold()  # memory flat over the horizon (benchmarks/memory.py)
-    fns = metric_functions(cfg)
+    clipped_fns, raw_fns = metric_functions(cfg)
+    fns = {**clipped_fns, **raw_fns}
     model.eval()
-    scores: dict[str, list] = {name: [] for name in fns}
+    scores: dict[str, list] = {name: [] for name in cfg.eval.metrics if name in fns}  # in eval.metrics' order
     saved_gt, saved_pred = [], []
     fvd = fvd_setup(cfg, n_videos, length - e.context) if "fvd" in e.metrics else None  # (stream, note)
     with Progress(disable=not progress, transient=True) as bar:
@@ -150,10 +157,10 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
                 e.n_samples,
                 seed=cfg.seed * 1_000_003 + start,
                 chunk=e.chunk,
-                raw=e.mode == "official",
+                raw=bool(raw_fns),  # unclipped decoder means where a model has them (CW-VAE)
                 use_obs=e.use_obs,
             )
-            batch_scores = {name: [] for name in fns}
+            batch_scores = {name: [] for name in scores}
             fvd_real, fvd_fake, kept = (
                 [context[:, :0]],
                 [context[:, None, :0].expand(-1, e.n_samples, -1, -1, -1, -1)],
@@ -161,17 +168,21 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
             )
             wants_fvd = fvd and (fvd[0].max_videos <= 0 or fvd[0].n_videos < fvd[0].max_videos)
             done = 0
-            for preds in chunks:  # (B, n, c, C, H, W): memory stays one chunk (plus FVD's window)
+            for raw in chunks:  # (B, n, c, C, H, W): memory stays one chunk (plus FVD's window)
+                preds = raw.clamp(0, 1) if raw_fns else raw  # what the model predicts without raw=True
                 size = preds.shape[2]
                 first = e.context + done
                 target = to_video_tensor(test_videos[start:stop, first : first + size], device)  # (B, c, C, H, W)
-                for name, value in frame_scores(preds, target, fns).items():
+                for name, value in {
+                    **frame_scores(preds, target, clipped_fns),
+                    **frame_scores(raw, target, raw_fns),
+                }.items():
                     batch_scores[name].append(value.numpy())
                 if wants_fvd and done < fvd_window:
                     fvd_real.append(target[:, : fvd_window - done])
-                    fvd_fake.append(preds[:, :, : fvd_window - done].clamp(0, 1))  # raw preds clipped for I3D
+                    fvd_fake.append(preds[:, :, : fvd_window - done])
                 if keep:
-                    kept.append((preds[:keep].clamp(0, 1) * 255).round().byte().permute(0, 1, 2, 4, 5, 3).cpu())
+                    kept.append((preds[:keep] * 255).round().byte().permute(0, 1, 2, 4, 5, 3).cpu())
                 done += size
             for name, parts in batch_scores.items():
                 scores[name].append(np.concatenate(parts, axis=2))  # (B, n, horizon)

@@ -1,5 +1,7 @@
 """The open-loop protocol over every registered model: no context leak, shapes, range, guard."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -119,3 +121,50 @@ def test_evaluation_does_not_depend_on_the_chunk_size(tmp_path):
         evaluate(cfg.build_model(), cfg, videos, tmp_path / str(chunk), torch.device("cpu"), progress=False)
         tables.append(pd.read_csv(tmp_path / str(chunk) / "eval" / "curves.csv"))
     pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+class Overshooting(VideoModel):
+    """Repeats a sharpened last context frame; its raw (unclipped) frames leave [0, 1], as a decoder's can."""
+
+    def predict(self, context, horizon, n_samples=1, raw=False):
+        frame = 3 * context[:, -1:] - 1  # (B, 1, C, H, W) in [-1, 2]
+        frames = frame.unsqueeze(1).expand(-1, n_samples, horizon, -1, -1, -1)  # (B, n, horizon, C, H, W)
+        return frames if raw else frames.clamp(0, 1)
+
+
+def test_paper_preset_writes_official_ssim_and_psnr_beside_the_standard_ones(tmp_path):
+    """ssim/psnr score the predictions clipped to [0, 1] (data range 1); ssim_official/psnr_official the
+    unclipped ones as the official CW-VAE evaluation did: skimage SSIM with its float data range 2.0 and
+    PSNR per channel with the data range skimage infers (1.0), each checked against scikit-image."""
+    import pandas as pd
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from benchmarks.evaluate import evaluate
+    from rundir.run import SUMMARY, read_per_example
+
+    official = ["ssim", "psnr", "ssim_official", "psnr_official"]
+    assert set(official) <= set(resolve_config("cwvae", "mmnist", "paper").eval.metrics)
+    cfg = resolve_config("copy_last", "mmnist", "smoke", sets=[f"eval.metrics=[{','.join(official)}]"])
+    videos = np.random.default_rng(1).integers(0, 255, (2, 48, 64, 64, 3), dtype=np.uint8)  # 3 channels
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, channels=3))
+    evaluate(Overshooting(), cfg, videos, tmp_path, torch.device("cpu"), progress=False)
+    scores = read_per_example(tmp_path)  # {metric: (2, 1, 12)}
+    assert set(pd.read_csv(tmp_path / SUMMARY)["metric"]) == set(official)
+    assert scores["ssim"][0, 0, 0] != pytest.approx(scores["ssim_official"][0, 0, 0], abs=1e-3)
+
+    def per_channel(fn, gt, pred, **kw):  # the official code: skimage per channel, then the mean
+        return np.mean([fn(gt[..., c], pred[..., c], **kw) for c in range(gt.shape[-1])])
+
+    video = videos.astype(np.float64) / 255  # (2, 48, H, W, C)
+    for i in range(2):
+        pred = 3 * video[i, 35] - 1  # the unclipped prediction of every frame
+        for t in range(12):
+            gt = video[i, 36 + t]
+            expected = {
+                "ssim": structural_similarity(gt, np.clip(pred, 0, 1), data_range=1.0, channel_axis=-1),
+                "psnr": peak_signal_noise_ratio(gt, np.clip(pred, 0, 1), data_range=1.0),
+                "ssim_official": per_channel(structural_similarity, gt, pred, data_range=2.0),
+                "psnr_official": per_channel(peak_signal_noise_ratio, gt, pred),  # skimage infers 1.0 from gt
+            }
+            for metric, value in expected.items():
+                assert scores[metric][i, 0, t] == pytest.approx(value, abs=1e-4), (metric, i, t)

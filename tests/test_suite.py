@@ -169,3 +169,33 @@ def test_a_failing_run_is_reported_and_the_others_go_on(tmp_path):
     results = execute_chain([(run, broken, None), (run, cfg, None)], str(out), "cpu", False)
     assert results[0]["status"] == "failed" and "leave nothing to predict" in results[0]["error"]
     assert results[1]["status"] == "done" and pipeline.is_finished(Path(results[1]["dir"]))
+
+
+def test_full_suite_uses_mmnist_official_when_prepared_else_mmnist_with_a_note(tmp_path, monkeypatch, capsys):
+    from test_datasets_prepare import make_official  # tests/ is on sys.path
+
+    monkeypatch.setenv("CWBENCH_DATA", str(tmp_path / "data"))
+    out = tmp_path / "results"
+    name, full = load_suite("full")
+    assert "mmnist_official" in full["grid"]["datasets"] and full["stand_in"] == {"mmnist_official": "mmnist"}
+
+    # not prepared: the generated mmnist stands in (KTH, MineRL, Mazes are not prepared either: skipped)
+    plan = plan_suite(name, full, "smoke", 1, out, progress=False)
+    assert {cfg.dataset for chain in plan.chains for _, cfg, _ in chain} == {"mmnist"}
+    (sub,) = plan.substitutes
+    assert sub["dataset"] == "mmnist_official" and sub["used"] == "mmnist"
+    assert "data prepare mmnist_official" in sub["command"] and "not the same test set" in sub["note"]
+    spec = {"preset": "smoke", "grid": {"models": ["copy_last"], "datasets": ["mmnist_official"]}}
+    spec = write_suite(tmp_path, "mini_full", {**spec, "stand_in": {"mmnist_official": "mmnist"}})
+    assert suite_main(spec, out) == 0
+    assert "dataset mmnist_official is not prepared: mmnist stands in" in capsys.readouterr().out
+    assert json.loads((out / "suites" / "mini_full.json").read_text())["stand_ins"][0]["used"] == "mmnist"
+    for page in ("table1.md", "index.md"):  # the report says which test set stood in
+        assert "mmnist_official is not prepared: its runs use mmnist instead" in (out / "report" / page).read_text()
+
+    # prepared (a tiny archive in the official layout): the suite runs on it
+    source = make_official(tmp_path, "mmnist_official", n=(2, 2))
+    assert main(["data", "prepare", "mmnist_official", "--source", str(source), "--no-progress"]) == 0
+    plan = plan_suite(name, full, "smoke", 1, out, progress=False)
+    assert {cfg.dataset for chain in plan.chains for _, cfg, _ in chain} == {"mmnist_official"}
+    assert plan.substitutes == []

@@ -1,7 +1,9 @@
 """Metrics as pure functions on tensors: per frame (N, C, H, W) -> (N,).
 
 `FRAME_METRICS` names each per-frame metric with its function; the evaluation picks the
-ones listed in `eval.metrics` (their directions: rundir.stats.METRICS). FVD is a set metric (benchmarks.metrics.fvd). LPIPS and
+ones listed in `eval.metrics` (their directions: rundir.stats.METRICS). `ssim_official` and
+`psnr_official` are the official CW-VAE evaluation's (the paper's numbers): they score the
+unclipped predictions (`raw`), beside the standard `ssim` and `psnr` on clipped ones. FVD is a set metric (benchmarks.metrics.fvd). LPIPS and
 I3D load their pretrained weights on first call, not at import (weights.py).
 """
 
@@ -23,12 +25,15 @@ class FrameMetric:
     name: str
     fn: Callable[[Tensor, Tensor], Tensor]  # (pred, target) (N, C, H, W) in [0, 1] -> (N,)
     official: Callable[[Tensor, Tensor], Tensor] | None = None  # eval.mode=official variant
+    raw: bool = False  # scores the unclipped predictions (models that have them: CW-VAE), as the official eval
 
 
 FRAME_METRICS: dict[str, FrameMetric] = {
     "ssim": FrameMetric("ssim", ssim, ssim_official),
     "psnr": FrameMetric("psnr", psnr, psnr_official),
     "lpips": FrameMetric("lpips", lpips),
+    "ssim_official": FrameMetric("ssim_official", ssim_official, raw=True),
+    "psnr_official": FrameMetric("psnr_official", psnr_official, raw=True),
 }
 
 __all__ = [

@@ -39,6 +39,7 @@ from benchmarks.checkpoint import (  # noqa: F401  (CheckpointMismatch, Checkpoi
 from benchmarks.optim import make_adam
 from benchmarks.protocol import to_video_tensor
 from rundir.atomic import remove_stale_temps, write_text
+from rundir.run import TRAIN_LOG, log_line
 
 
 class NonFiniteLoss(RuntimeError):
@@ -230,7 +231,7 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
     if main_rank:
         for directory in (run_dir, ckpt_path.parent):  # leftovers of a run killed mid-write
             remove_stale_temps(directory)
-    log_path = run_dir / "train.jsonl"
+    log_path = run_dir / TRAIN_LOG
     total = cfg.total_steps if model.trainable else 0
     optimizer = make_optimizer(model, cfg) if model.trainable else None
     sampler = BatchSampler(train_videos, t.batch_size, t.seq_len, cfg.seed)
@@ -321,8 +322,7 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
                 if not t.skip_nonfinite:
                     raise NonFiniteLoss(step, shown)
                 log.write(
-                    json.dumps({"step": step, "skipped_nonfinite": True, **{f"train/{k}": v for k, v in shown.items()}})
-                    + "\n"
+                    log_line({"step": step, "skipped_nonfinite": True, **{f"train/{k}": v for k, v in shown.items()}})
                 )
                 log.flush()
                 continue
@@ -344,7 +344,7 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
                     "train/frames_per_s": fps,
                     "time/train_s": train_time,
                 }
-                log.write(json.dumps(record) + "\n")
+                log.write(log_line(record))
                 log.flush()
                 kls = " ".join(
                     f"{k.removeprefix('kl_')}={float(v):.2f}" for k, v in terms.items() if k.startswith("kl")

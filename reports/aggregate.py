@@ -141,8 +141,7 @@ def curves_over_seeds(runs: list[Run], aggregate: str = "best") -> pd.DataFrame:
                 dataset=run.dataset,
                 preset=run.preset,
                 entry=run.entry,
-                model=run.model,
-                reference=run.is_reference,
+                **run_columns(run),
                 seed=run.seed,
                 higher_is_better=c["metric"].map(direction),
             )

@@ -26,5 +26,21 @@ def number(value: float, metric: str = "", paper: bool = False) -> str:
     return f"{value:.3f}"
 
 
+def notes_list(title: str, notes: list[tuple[str, str]], shown: int = 6) -> list[str]:
+    """[(notes joined by '; ', place)] -> lines: the title, then each note once with (up to `shown`)
+    places where it applies; [] when there is none."""
+    where: dict[str, list[str]] = {}
+    for text, place in notes:
+        for note in str(text).split("; ") if text else []:
+            where.setdefault(note, []).append(place)
+    if not where:
+        return []
+    lines = [f"{title}\n"]
+    for note, places in where.items():
+        unique = sorted(set(places))
+        lines.append(f"- {note} ({', '.join(unique[:shown])}{' ...' if len(unique) > shown else ''})")
+    return [*lines, ""]
+
+
 def bold(text: str, on: bool) -> str:
     return f"**{text}**" if on and text else text

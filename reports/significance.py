@@ -32,6 +32,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from reports import markdown
 from reports.compare import CompareError, Side, bootstrap_ci, check_same_test_set, wilcoxon_p
 from reports.reference import metric_title
 from rundir.run import Run, has_per_example, read_per_example
@@ -235,14 +236,8 @@ def with_significance(table1: pd.DataFrame, significance: pd.DataFrame | None) -
 
 def notes_lines(frame: pd.DataFrame) -> list[str]:
     """Markdown lines under one preset's tables: why cells were not tested (or how), once per reason."""
-    where: dict[str, list[str]] = {}
-    for r in frame[frame["significance_notes"].fillna("") != ""].itertuples():
-        for note in str(r.significance_notes).split("; "):
-            where.setdefault(note, []).append(f"{r.entry}/{r.dataset}/{metric_title(r.metric)}")
-    if not where:
-        return []
-    lines = ["Significance against the best:\n"]
-    for note, places in where.items():
-        unique = sorted(set(places))
-        lines.append(f"- {note} ({', '.join(unique[:6])}{' ...' if len(unique) > 6 else ''})")
-    return [*lines, ""]
+    notes = [
+        (r.significance_notes, f"{r.entry}/{r.dataset}/{metric_title(r.metric)}")
+        for r in frame.fillna({"significance_notes": ""}).itertuples()
+    ]
+    return markdown.notes_list("Significance against the best:", notes)

@@ -146,17 +146,10 @@ def dataset_table(cell: pd.DataFrame, metrics: list[str], with_seeds: bool) -> s
 
 def notes_lines(frame: pd.DataFrame) -> list[str]:
     """The evaluation's own notes (e.g. FVD on fewer videos than the paper), once each, with where they apply."""
-    where: dict[str, list[str]] = {}
-    for r in frame[frame["notes"].fillna("") != ""].itertuples():
-        for note in str(r.notes).split("; "):
-            where.setdefault(note, []).append(f"{r.entry}/{r.dataset}/{metric_title(r.metric)}")
-    if not where:
-        return []
-    lines = ["Notes from the evaluations:\n"]
-    for note, places in where.items():
-        shown = ", ".join(sorted(set(places))[:6]) + (" ..." if len(set(places)) > 6 else "")
-        lines.append(f"- {note} ({shown})")
-    return [*lines, ""]
+    notes = [
+        (r.notes, f"{r.entry}/{r.dataset}/{metric_title(r.metric)}") for r in frame.fillna({"notes": ""}).itertuples()
+    ]
+    return markdown.notes_list("Notes from the evaluations:", notes)
 
 
 def table1_markdown(frame: pd.DataFrame, aggregate: str = "best", notes: dict[str, list[str]] | None = None) -> str:

@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from rundir.atomic import sha256_file, write_json
+from rundir.atomic import commit, sha256_file, write_json
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "test")
@@ -176,9 +176,7 @@ def open_split_for_writing(directory: Path, split: str, shape: tuple[int, ...]) 
 def finish_split(arr: np.ndarray, tmp: Path, final: Path) -> None:
     arr.flush()
     del arr
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
+    commit(tmp, final)
 
 
 # ---------------------------------------------------------------- registry

@@ -45,6 +45,15 @@ def atomic_open(
     _fsync_dir(path.parent)
 
 
+def commit(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Make a finished temp file `path`: fsync it, rename it onto `path`, fsync the directory
+    (for files written in place over time, e.g. a dataset split's memmap)."""
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(Path(path).parent)
+
+
 def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
     """Delete temp files that a killed process left behind in `directory` (not recursive)."""
     directory = Path(directory)

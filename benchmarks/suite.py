@@ -435,11 +435,12 @@ def run_slurm(
 
 
 def write_manifest(plan: Plan, results: list[dict], out: Path) -> Path:
-    from rundir.atomic import write_json
+    """<out>/suites/<suite>.json, which the report reads (rundir.run.read_suites)."""
+    from rundir.run import write_suite_manifest
 
-    path = out / "suites" / f"{plan.suite}.json"
-    write_json(
-        path,
+    return write_suite_manifest(
+        out,
+        plan.suite,
         {
             "suite": plan.suite,
             "preset": plan.preset,
@@ -451,7 +452,6 @@ def write_manifest(plan: Plan, results: list[dict], out: Path) -> Path:
             "stand_ins": plan.substitutes,
         },
     )
-    return path
 
 
 @dataclass

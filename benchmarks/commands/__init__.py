@@ -47,9 +47,3 @@ def add_set_argument(p: argparse.ArgumentParser, example: str = "train.lr=1e-3",
         metavar="SECTION.KEY=VALUE",
         help=f"override {what}, e.g. --set {example} (repeatable)",
     )
-
-
-def add_preset_argument(p: argparse.ArgumentParser, default: str | None = DEFAULT_PRESET, what: str = "") -> None:
-    """`--preset P`; the default is the project's one default preset unless a command says otherwise."""
-    shown = f"default: {default}" if default else f"default: {DEFAULT_PRESET}, or as said"
-    p.add_argument("--preset", default=default, help=f"smoke | quick | paper ({shown}){what}")

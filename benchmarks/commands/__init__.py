@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks.config import DEFAULT_PRESET, ConfigError
+from benchmarks.config import ConfigError
 
 # command -> module with `main(argv: list[str]) -> int`; without a command: RUN_COMMAND
 COMMANDS = {

@@ -120,7 +120,7 @@ def check_data(cfg, model, dataset, train_videos: np.ndarray, test_videos: np.nd
                 f"{cfg.train.seq_len}; lower train.seq_len"
             )
         n_train = getattr(d, "n_train", 0)
-        if n_train > len(train_videos):
+        if n_train > len(train_videos) + d.val_videos:  # the videos held out for validation count too
             raise ConfigError(
                 f"data.n_train={n_train} but {cfg.dataset} has {len(train_videos)} training videos; "
                 "lower data.n_train (0 = all of them)"

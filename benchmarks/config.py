@@ -162,6 +162,9 @@ class EvalConfig:
     fvd_videos: int = field(default=0, metadata={"min": 2, "or": 0, "why": "a covariance needs 2 videos"})
     # predicted frames FVD covers ("whole prediction"); 0 = all
     fvd_frames: int = field(default=0, metadata={"min": 9, "or": 0, "why": I3D_FRAMES})
+    # test: the test split. val: the data.val_videos training videos held out (never trained on),
+    # predicted over their whole length after the context (what `bench.py tune` scores trials on)
+    split: str = field(default="test", metadata={"choices": ("test", "val")})
 
     def __post_init__(self):
         repeated = sorted({m for m in self.metrics if self.metrics.count(m) > 1})
@@ -294,6 +297,9 @@ class RunConfig:
     model_file_sha256: str = ""  # for a model given as path/to/file.py:Class
     weights_sha256: str = ""  # for a run that evaluates exported weights (--from-weights) instead of training
     extra: dict = field(default_factory=dict)
+    # Set when settings came from a tuning study (benchmarks/tuning): where from and which keys.
+    # In config.yaml (so in the run's identity) only when set: untuned runs keep their directories.
+    tuned: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = {
@@ -306,6 +312,8 @@ class RunConfig:
             d["model_file_sha256"] = self.model_file_sha256
         if self.weights_sha256:
             d["weights_sha256"] = self.weights_sha256
+        if self.tuned:
+            d["tuned"] = dict(self.tuned)
         for section in SECTIONS:
             value = getattr(self, section)
             d[section] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else dict(value)
@@ -339,8 +347,8 @@ class RunConfig:
     def total_steps(self) -> int:
         if self.train.steps > 0:
             return self.train.steps
-        n_train = getattr(self.data, "n_train", 0)
-        if not n_train:
+        n_train = getattr(self.data, "n_train", 0) - self.data.val_videos  # epochs over the videos trained on
+        if n_train <= 0:
             raise ConfigError("train.steps is 0 and the dataset size is unknown: set train.steps")
         windows = max(1, getattr(self.data, "train_length", self.train.seq_len) // self.train.seq_len)
         return max(1, round(self.train.epochs * n_train * windows / self.train.batch_size))
@@ -527,4 +535,4 @@ def config_from_dict(d: dict) -> RunConfig:
     """Rebuild a RunConfig from a saved config.yaml (the run directory's)."""
     overrides = {s: d.get(s, {}) for s in SECTIONS}
     cfg = resolve_config(d["model_name"], d["dataset"], d["preset"], seed=d.get("seed", 0), overrides=overrides)
-    return cfg
+    return dataclasses.replace(cfg, tuned=dict(d.get("tuned") or {}))

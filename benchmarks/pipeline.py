@@ -7,6 +7,10 @@ status.json, train.jsonl, eval/ and samples/.
 One process at a time per run directory (benchmarks/runlock.py). `force` retrains from
 scratch, `re_eval` re-scores the finished checkpoint, `weights` evaluates exported weights
 (benchmarks/model_weights.py) in a run directory of their own, with nothing trained.
+
+With `data.val_videos` the run trains on the training videos minus a held-out validation
+split (datasets/validation.py); with `eval.split: val` it is scored on that split and the
+test split is never opened (what `bench.py tune` does for each trial).
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from benchmarks.checkpoint import CheckpointError, RunCheckpoints
 from benchmarks.checks import check_data, check_run_dir, resolve_device
 from benchmarks.config import ConfigError
 from benchmarks.evaluate import evaluate
+from benchmarks.protocol import ProtocolError
 from benchmarks.runlock import run_lock
-from benchmarks.trainer import CHECKPOINT, build_seeded, load_trained, train
+from benchmarks.trainer import CHECKPOINT, StepHook, build_seeded, load_trained, train
 from datasets import get_dataset
 from rundir.run import INFO, check_writable, read_status, run_info, update_status, write_config, write_info
 
@@ -111,6 +116,27 @@ def record_run(directory: Path, cfg: dict, reference: bool | None = None, overwr
     return True
 
 
+def split_videos(dataset, cfg):
+    """(training videos, evaluated videos, the config the evaluation runs under). eval.split=val: the
+    held-out training videos, predicted to their end (data.test_length becomes their length)."""
+    from datasets.validation import carve_validation
+
+    train_videos = load_checked(dataset, "train", cfg)
+    if cfg.data.val_videos:
+        train_videos, val_videos = carve_validation(dataset, train_videos, cfg.data.val_videos, cfg.data.val_seed)
+    if cfg.eval.split == "test":
+        return train_videos, load_checked(dataset, "test", cfg), cfg
+    if not cfg.data.val_videos:
+        raise ConfigError("eval.split=val needs a validation split: set data.val_videos (e.g. 100)")
+    if val_videos.shape[1] <= cfg.eval.context:
+        raise ProtocolError(
+            f"validation videos are {cfg.dataset} training videos of {val_videos.shape[1]} frames: nothing is left to "
+            f"predict after {cfg.eval.context} context frames; raise data.train_length or lower eval.context"
+        )
+    eval_cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, test_length=val_videos.shape[1]))
+    return train_videos, val_videos, eval_cfg
+
+
 def is_finished(directory: Path) -> bool:
     if not (directory / "eval" / "summary.csv").exists():
         return False
@@ -137,12 +163,14 @@ def run_one(
     re_eval: bool = False,
     wait: bool = False,
     weights=None,
+    hook: StepHook | None = None,
 ) -> Path:
     """Train and evaluate one run; a finished run is left as it is. Returns its directory.
 
     force: retrain from scratch. re_eval: evaluate the finished checkpoint again, training nothing.
     wait: wait for another process that holds the run directory instead of refusing.
-    weights: an ExportedWeights to evaluate instead of training (in a run directory of their own)."""
+    weights: an ExportedWeights to evaluate instead of training (in a run directory of their own).
+    hook: called by the trainer every `hook.every` steps (benchmarks/trainer.py)."""
     from benchmarks import model_weights
 
     if weights is not None:
@@ -165,10 +193,9 @@ def run_one(
     if re_eval and weights is None and not RunCheckpoints(directory).exists():
         raise CheckpointError(f"nothing to re-score in {directory}: it has no checkpoint; run without --re-eval")
     load_metric_networks(cfg, dev)  # every check before anything is written
-    train_videos = load_checked(dataset, "train", cfg)
-    test_videos = load_checked(dataset, "test", cfg)
+    train_videos, test_videos, eval_cfg = split_videos(dataset, cfg)
     model = build_seeded(cfg)
-    check_data(cfg, model, dataset, train_videos, test_videos)  # the config against the data and the model
+    check_data(eval_cfg, model, dataset, train_videos, test_videos)  # the config against the data and the model
     if weights is not None:
         model_weights.check_fits(model.state_dict(), weights)
     with run_lock(directory, wait=wait) if rank == 0 else contextlib.nullcontext():
@@ -194,13 +221,13 @@ def run_one(
             state = load_trained(model, cfg, train_videos, directory, dev)
             update_status(directory, steps=state["step"], train_time_s=state.get("train_time_s", 0.0), trained=True)
         else:
-            result = train(model, cfg, train_videos, directory, dev, progress=progress)
+            result = train(model, cfg, train_videos, directory, dev, progress=progress, hook=hook)
             if rank == 0:
                 update_status(directory, steps=result.steps, train_time_s=result.train_time_s, trained=True)
         if rank != 0:
             return directory  # rank 0 evaluates and writes
         tic = time.perf_counter()
-        evaluate(model, cfg, test_videos, directory, dev, progress=progress)
+        evaluate(model, eval_cfg, test_videos, directory, dev, progress=progress)
         update_status(directory, eval_time_s=time.perf_counter() - tic, evaluated=True)
     return directory
 

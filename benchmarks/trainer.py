@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,22 @@ class BatchSampler:
 
     def load_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state
+
+
+@dataclass(frozen=True)
+class StepHook:
+    """`fn(model, step, device) -> {name: value}` every `every` optimizer steps (rank 0 only): in eval mode,
+    with the training's RNG state and time untouched; its values are logged with the step (e.g.
+    `val/lpips`). It may raise to stop training: a tuning trial that is pruned (benchmarks/tuning)."""
+
+    every: int
+    fn: Callable[[torch.nn.Module, int, torch.device], dict]
+
+    def __call__(self, model, step: int, device) -> dict:
+        from models.nets import eval_mode
+
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), eval_mode(model):
+            return self.fn(model, step, device)
 
 
 @dataclass
@@ -211,7 +228,15 @@ def make_optimizer(model, cfg):
     return make_adam(model.parameters(), cfg.train.lr, cfg.train.adam_eps, cfg.train.adam_eps_form)
 
 
-def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress: bool = True):
+def train(
+    model,
+    cfg,
+    train_videos: np.ndarray,
+    run_dir: Path,
+    device,
+    progress: bool = True,
+    hook: StepHook | None = None,
+):
     """Train (or resume) `model` for cfg.total_steps; returns TrainResult."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -332,7 +357,12 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
             optimizer.step()
             train_time += time.perf_counter() - tic
             window_steps += 1
-            if step % t.log_every == 0 or step == total:
+            hooked = {}
+            if hook is not None and main_rank and step % hook.every == 0:
+                tic = time.perf_counter()
+                hooked = hook(model, step, device)
+                window_t += time.perf_counter() - tic  # frames/s counts training only
+            if step % t.log_every == 0 or step == total or hooked:
                 now = time.perf_counter()
                 fps = window_steps * frames_per_step / max(now - window_t, 1e-9)
                 window_t, window_steps = now, 0
@@ -343,6 +373,7 @@ def train(model, cfg, train_videos: np.ndarray, run_dir: Path, device, progress:
                     **{f"train/{k}": float(v) for k, v in terms.items()},
                     "train/frames_per_s": fps,
                     "time/train_s": train_time,
+                    **hooked,
                 }
                 log.write(log_line(record))
                 log.flush()

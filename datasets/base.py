@@ -40,6 +40,8 @@ class DataConfig:
     test_length: int = field(default=1000, metadata={"min": 2})
     dec_std: float = field(default=1.0, metadata={"above": 0})  # decoder std of the official CW-VAE code
     root: str = ""  # data root; empty = $CWBENCH_DATA or ./data
+    val_videos: int = 0  # training videos held out as a validation split (datasets/validation.py); 0 = none
+    val_seed: int = 0  # seed of the validation split's choice of videos
 
 
 class DatasetNotReady(RuntimeError):

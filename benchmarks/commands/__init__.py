@@ -22,6 +22,7 @@ COMMANDS = {
     "check-model": "benchmarks.commands.check_model",
     "compare": "benchmarks.commands.compare",
     "export": "benchmarks.commands.export",
+    "tune": "benchmarks.commands.tune",
 }
 RUN_COMMAND = "benchmarks.commands.run"
 

@@ -21,6 +21,7 @@ A suite is benchmarks/configs/suites/<NAME>.yaml (or a path to a YAML file):
         eval_of: 3 levels    # evaluate the model trained by the run labelled so (same seed): no training
     stand_in:                # a dataset used in place of one that is not prepared, with a note
       mmnist_official: mmnist
+    tuned: true              # apply each model's tuning study (best.yaml of `bench.py tune`); --tuned overrides
 
 Every run is an ordinary run directory (benchmarks/pipeline.py). Finished runs are
 skipped, so a killed suite is simply run again. Before anything runs, the whole suite is
@@ -28,7 +29,11 @@ checked: an entry naming a model or dataset this checkout does not have, a run w
 config is invalid, or a run directory with a damaged file refuses the suite (ConfigError
 naming the entry or the file). Datasets that are not prepared are skipped, listed with the
 command that prepares them, and written to <out>/suites/<NAME>.json, which the report
-shows; so is a dataset that stood in for another. Runs go through an executor: in this process one at a time
+shows; so is a dataset that stood in for another. With `tuned` (true: every model but
+those the tuning settings keep at their published settings, i.e. CW-VAE; or a list of
+models), a run whose study <out>/tuning/<model>/<dataset>/<preset>/best.yaml exists gets its
+keys and records them in its config (`tuned:`, part of the run's identity); the others run
+untuned, listed. Runs go through an executor: in this process one at a time
 (--jobs 1), N local processes (--jobs N, concurrent.futures), or SLURM jobs through
 submitit (--launcher slurm). There is no scheduler of our own.
 
@@ -52,7 +57,7 @@ from benchmarks.config import CONFIG_DIR, DEFAULT_PRESET, ConfigError, load_yaml
 from rundir.run import EVAL_ONLY, train_key
 
 SUITE_DIR = CONFIG_DIR / "suites"
-SUITE_KEYS = {"description", "preset", "seeds", "horizon", "grid", "runs", "stand_in"}
+SUITE_KEYS = {"description", "preset", "seeds", "horizon", "grid", "runs", "stand_in", "tuned"}
 GRID_KEYS = {"models", "datasets", "set"}
 RUN_KEYS = {"model", "dataset", "label", "set", "context", "eval_of"}
 
@@ -82,6 +87,8 @@ class Plan:
     finished: list[str] = field(default_factory=list)
     missing_datasets: list[dict] = field(default_factory=list)
     substitutes: list[dict] = field(default_factory=list)  # {dataset, used, command, note}: a stand-in was used
+    tuned: list[dict] = field(default_factory=list)  # {model, dataset, study, keys}: settings from a study
+    untuned: list[dict] = field(default_factory=list)  # {model, dataset, reason}: asked to be tuned, no study
 
 
 # ---------------------------------------------------------------- the YAML
@@ -213,8 +220,53 @@ def stand_ins(spec: dict, preset: str, progress: bool = True) -> tuple[dict[str,
     return used, notes
 
 
-def plan_suite(name: str, spec: dict, preset: str, seeds: int, out: Path, extra_sets=(), progress=True) -> Plan:
-    """Resolve every run, prepare generated datasets, and group what is left to do into chains."""
+def tuned_models(tuned) -> set[str] | None:
+    """The models a suite's `tuned` value asks to tune: None for false/absent, else a set
+    ({'*'}: every model the tuning settings do not keep at its published settings)."""
+    if tuned in (None, False):
+        return None
+    if tuned is True or tuned == "baselines":
+        return {"*"}
+    names = tuned.split(",") if isinstance(tuned, str) else tuned
+    if not isinstance(names, (list, tuple)):
+        raise ConfigError(f"tuned must be true, false or a list of models, got {tuned!r}")
+    return {str(n).strip() for n in names if str(n).strip()}
+
+
+def apply_tuning(s: RunSpec, wanted: set[str], out: Path, plan: Plan) -> tuple[RunSpec, dict]:
+    """The run with its study's best keys (and the `tuned` record for its config), if it is to be tuned."""
+    from benchmarks.tuning.outputs import tuned_keys
+    from benchmarks.tuning.settings import load_settings, trains
+
+    if not trains(s.model, s.dataset):
+        return s, {}
+    if "*" in wanted:
+        if s.model in load_settings(s.model, s.dataset, s.preset).keep_paper_settings:
+            return s, {}
+    elif s.model not in wanted:
+        return s, {}
+    found = tuned_keys(out, s.model, s.dataset, s.preset)
+    if found is None:
+        item = {
+            "model": s.model,
+            "dataset": s.dataset,
+            "reason": f"no study; run: python bench.py tune --model {s.model} --dataset {s.dataset} --preset {s.preset}",
+        }
+        if item not in plan.untuned:
+            plan.untuned.append(item)
+        return s, {}
+    sets, record = found
+    item = {"model": s.model, "dataset": s.dataset, "study": record["study"], "keys": record["keys"]}
+    if item not in plan.tuned:
+        plan.tuned.append(item)
+    return dataclasses.replace(s, sets=(*s.sets, *sets)), record
+
+
+def plan_suite(
+    name: str, spec: dict, preset: str, seeds: int, out: Path, extra_sets=(), progress=True, tuned=None
+) -> Plan:
+    """Resolve every run, prepare generated datasets, and group what is left to do into chains.
+    tuned: overrides the suite's `tuned` (see `tuned_models`)."""
     from benchmarks.pipeline import is_finished, record_run
     from datasets import DatasetCorrupt, DatasetNotReady, get_dataset
     from rundir.run import RunDirError, check_run_files
@@ -228,9 +280,14 @@ def plan_suite(name: str, spec: dict, preset: str, seeds: int, out: Path, extra_
     ]
     # every run's config first (each key's range, names): a bad one refuses the suite before any data is made
     configs = []
+    wanted = tuned_models(spec.get("tuned") if tuned is None else tuned)
     for s in specs:
         try:
-            configs.append((s, resolve_config(s.model, s.dataset, preset, sets=list(s.sets), seed=s.seed)))
+            record = {}
+            if wanted is not None:
+                s, record = apply_tuning(s, wanted, out, plan)
+            cfg = resolve_config(s.model, s.dataset, preset, sets=list(s.sets), seed=s.seed)
+            configs.append((s, dataclasses.replace(cfg, tuned=record)))
         except ConfigError as e:
             raise ConfigError(f"suite {name}, run {s.name}: {e}") from None
     damaged = []
@@ -450,6 +507,8 @@ def write_manifest(plan: Plan, results: list[dict], out: Path) -> Path:
             "failed": [{"run": r["run"], "error": r["error"]} for r in results if r["status"] != "done"],
             "missing_datasets": plan.missing_datasets,
             "stand_ins": plan.substitutes,
+            "tuned": plan.tuned,
+            "untuned": plan.untuned,
         },
     )
 
@@ -478,6 +537,7 @@ def run_suite(
     slurm: SlurmOptions = SlurmOptions(),
     on_plan: Callable[[Plan, str], None] = lambda plan, description: None,
     on_result: Callable[[dict], None] = _quiet,
+    tuned=None,
 ) -> SuiteOutcome:
     """Plan the suite, run what is missing, write its manifest. Raises ConfigError / PermissionError
     on bad input before any run starts; a failed run is in the outcome, not raised."""
@@ -492,7 +552,7 @@ def run_suite(
     if launcher not in ("local", "slurm"):
         raise ConfigError(f"--launcher must be local or slurm, got {launcher!r}")
     check_writable(out)
-    plan = plan_suite(name, spec, preset, seeds, out, list(sets), progress=progress)
+    plan = plan_suite(name, spec, preset, seeds, out, list(sets), progress=progress, tuned=tuned)
     on_plan(plan, str(spec.get("description", "")).strip())
     if launcher == "slurm":
         results = run_slurm(plan.chains, out, device, slurm, on_result=on_result)

@@ -33,6 +33,7 @@ from reports.significance import significance_frame
 from reports.studies import write_studies
 from reports.table1 import mean_rank_frame, table1_frame, write_mean_rank, write_table1
 from reports.training import write_training
+from reports.tuning import TUNED_LEGEND, tuning_lines
 from rundir.atomic import write_text
 from rundir.run import Run, Skipped, collect, read_samples, read_suites, results_root
 
@@ -197,6 +198,10 @@ def write_index(report: Report, results: Path, studies: dict[str, list[Path]]) -
                 lines.append(
                     f"- {name}: " + ", ".join(link(p, out, p.relative_to(out / "studies").as_posix()) for p in shown)
                 )
+    tuning = tuning_lines(finished)
+    if any(r.tuned for r in finished):
+        lines.append("\n## Tuning\n")
+        lines += [TUNED_LEGEND, "", *tuning]
     lines.append("\n## Missing\n")
     lines.append(missing_section(runs, results, report.skipped))
     path = out / "index.md"

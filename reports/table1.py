@@ -32,6 +32,7 @@ from reports.reference import (
     paper_mean_rank,
     paper_table1,
 )
+from reports.tuning import TUNED_LEGEND
 from rundir.atomic import write_csv, write_text
 
 TABLE1_COLUMNS = [
@@ -165,6 +166,8 @@ def table1_markdown(frame: pd.DataFrame, aggregate: str = "best", notes: dict[st
     )
     ours = frame[frame["source"] == "ours"]
     paper = frame[frame["source"] == "paper"]
+    if ours["entry"].str.contains(r"\[tuned", regex=True).any():
+        lines.append(TUNED_LEGEND + "\n")
     presets = sorted(ours["preset"].unique()) if len(ours) else []
     for preset in presets or [None]:
         if preset is None:

@@ -153,9 +153,10 @@ def variant(cfg: dict, preset_cfg: dict) -> str:
     without --set), else 'key=value, ...' for the keys that differ, NOT_A_VARIANT aside. A run
     that evaluated exported weights (`--from-weights`) is always one: `from-weights=<sha256 prefix>`."""
     base, mine = flatten(preset_cfg), flatten(cfg)
+    tuned = set((cfg.get("tuned") or {}).get("keys") or {})  # settings from a tuning study: the model's own
     diffs = [f"from-weights={cfg['weights_sha256'][:8]}"] if cfg.get("weights_sha256") else []
     for key in sorted(set(base) & set(mine)):
-        if key in NOT_A_VARIANT or any(key.startswith(k + ".") for k in NOT_A_VARIANT):
+        if key in NOT_A_VARIANT or key in tuned or any(key.startswith(k + ".") for k in NOT_A_VARIANT):
             continue
         a, b = mine[key], base[key]
         if a != b and not (isinstance(a, (int, float)) and isinstance(b, (int, float)) and float(a) == float(b)):
@@ -552,9 +553,15 @@ class Run:
     title: str  # its row name (title_of)
 
     @property
+    def tuned(self) -> dict:
+        """Where its tuned settings came from (`bench.py tune`): study, trial, objective, keys; {} if untuned."""
+        return self.cfg.get("tuned") or {}
+
+    @property
     def entry(self) -> str:
-        """The row of this run's group in tables and plots: its title, plus its variant if any."""
-        return f"{self.title} [{self.variant}]" if self.variant else self.title
+        """The row of this run's group in tables and plots: its title, plus `tuned` and its variant if any."""
+        marks = ", ".join(m for m in ("tuned" if self.tuned else "", self.variant) if m)
+        return f"{self.title} [{marks}]" if marks else self.title
 
     @property
     def legacy(self) -> bool:

@@ -46,6 +46,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--list", action="store_true", help="list models, datasets, presets, suites and commands")
     p.add_argument("--suite", help="run a suite of (model, dataset, seed) runs defined in YAML")
+    p.add_argument(
+        "--tuned",
+        nargs="?",
+        const="baselines",
+        help="with --suite: apply each model's tuning study (bench.py tune); alone: every model but CW-VAE, "
+        "or a list: --tuned rssm,cwvae",
+    )
     p.add_argument("--launcher", help="with --suite: local | slurm (default: local)")
     p.add_argument("--jobs", type=int, help="with --suite --launcher local: processes at once (default: 1)")
     p.add_argument("--partition", help="with --suite --launcher slurm: SLURM partition")
@@ -124,6 +131,7 @@ def run_suite(args) -> int:
         slurm=slurm,
         on_plan=progress.plan,
         on_result=progress.result,
+        tuned=args.tuned,
     )
     frame = write_leaderboard(out)
     report = write_report(out, out / "report")
@@ -156,6 +164,11 @@ class SuiteProgress:
             print(f"  skipped dataset {d['dataset']}: not prepared; run: {d['command']}")
         for s in plan.substitutes:
             print(f"  dataset {s['dataset']} is not prepared: {s['used']} stands in ({s['command']} prepares it)")
+        for t in plan.tuned:
+            keys = ", ".join(f"{k}={v:.4g}" for k, v in t["keys"].items())
+            print(f"  tuned {t['model']} on {t['dataset']}: {keys} (from {t['study']})")
+        for t in plan.untuned:
+            print(f"  not tuned {t['model']} on {t['dataset']}: {t['reason']}")
 
     def result(self, r: dict) -> None:
         from reports.leaderboard import format_duration
@@ -172,7 +185,7 @@ class SuiteProgress:
 
 
 # options that only mean something with --suite, and with --launcher slurm
-SUITE_OPTIONS = ("seeds", "launcher", "jobs", "partition", "time", "gpus", "cpus_per_task")
+SUITE_OPTIONS = ("seeds", "launcher", "jobs", "partition", "time", "gpus", "cpus_per_task", "tuned")
 SLURM_OPTIONS = ("partition", "time", "gpus", "cpus_per_task")
 POSITIVE = {"seeds": 1, "jobs": 1, "time": 1, "gpus": 0, "cpus_per_task": 1}  # the least each may be
 

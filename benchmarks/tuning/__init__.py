@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.tuning.outputs import read_best, study_directory, tuned_keys, write_outputs
-from benchmarks.tuning.settings import TuningSettings, load_settings, resolve_objective
+from benchmarks.tuning.settings import TuningSettings, load_settings, resolve_objective, trains
 from benchmarks.tuning.study import StudySpec, counts, finished, open_study, recover, run_local, run_slurm
 
 __all__ = ["TuneOutcome", "prepare", "read_best", "study_directory", "tune", "tuned_keys", "TuningSettings"]
@@ -60,8 +60,8 @@ def prepare(
     from datasets import get_dataset
     from rundir.run import check_writable
 
-    base = resolve_config(model, dataset, preset, sets=list(sets), seed=seed)
-    if not base.model_class.trainable:
+    resolve_config(model, dataset, preset, sets=list(sets), seed=seed)  # names a bad model, dataset or key
+    if not trains(model, dataset):
         raise UsageError(f"model {model!r} trains nothing: there is nothing to tune")
     settings = load_settings(model, dataset, preset, trials=trials, objective=objective)
     objective = resolve_objective(settings.objective)

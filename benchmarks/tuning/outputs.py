@@ -44,6 +44,7 @@ def trials_frame(study: optuna.Study, objective: str) -> pd.DataFrame:
                 **t.params,
                 "seconds": t.duration.total_seconds() if t.duration else math.nan,
                 "started": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else "",
+                "worker": t.user_attrs.get("worker", ""),
                 "run": t.user_attrs.get("run", ""),
                 "note": t.user_attrs.get("note", ""),
             }

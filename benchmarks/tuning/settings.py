@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,3 +119,11 @@ def resolve_objective(name: str) -> str:
 
     fetched = any(w["present"] for w in status() if w["name"].startswith("lpips"))
     return "lpips" if fetched else "ssim"
+
+
+@functools.lru_cache(maxsize=64)
+def trains(model: str, dataset: str) -> bool:
+    """Whether the model learns anything (naive references do not: nothing to tune); built at the smoke size."""
+    from benchmarks.config import resolve_config
+
+    return resolve_config(model, dataset, "smoke").build_model().trainable

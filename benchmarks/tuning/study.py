@@ -225,8 +225,12 @@ def worker(spec: StudySpec, index: int, n_trials: int, threads: int = 0, progres
         if finished(study) >= spec.settings.trials:
             study.stop()
 
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", index)
+        return run_trial(trial, spec, progress)
+
     if n_trials > 0 and finished(study) < spec.settings.trials:
-        study.optimize(lambda t: run_trial(t, spec, progress), n_trials=n_trials, callbacks=[after])
+        study.optimize(objective, n_trials=n_trials, callbacks=[after])
     return done
 
 

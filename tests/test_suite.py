@@ -85,8 +85,8 @@ def test_a_killed_suite_reruns_only_what_is_missing(tmp_path, monkeypatch):
     trained, evaluated = [], []
     real_train = pipeline.train
 
-    def spy_train(model, cfg, videos, run_dir, device, progress=True):
-        result = real_train(model, cfg, videos, run_dir, device, progress)
+    def spy_train(model, cfg, videos, run_dir, device, progress=True, **options):
+        result = real_train(model, cfg, videos, run_dir, device, progress, **options)
         trained.append((Path(run_dir), result.resumed_from, result.steps))
         return result
 

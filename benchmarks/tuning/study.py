@@ -222,6 +222,9 @@ def worker(spec: StudySpec, index: int, n_trials: int, threads: int = 0, progres
         if trial.state in FINISHED:
             done.append(trial.number)
         print(describe(trial, spec.objective), flush=True)
+        from benchmarks.tuning.outputs import write_outputs
+
+        write_outputs(study, spec)  # after every trial: a long study can be read while it runs
         if finished(study) >= spec.settings.trials:
             study.stop()
 

@@ -164,10 +164,10 @@ class SuiteProgress:
             print(f"  skipped dataset {d['dataset']}: not prepared; run: {d['command']}")
         for s in plan.substitutes:
             print(f"  dataset {s['dataset']} is not prepared: {s['used']} stands in ({s['command']} prepares it)")
-        for t in plan.tuned:
+        for t in getattr(plan, "tuned", []):
             keys = ", ".join(f"{k}={v:.4g}" for k, v in t["keys"].items())
             print(f"  tuned {t['model']} on {t['dataset']}: {keys} (from {t['study']})")
-        for t in plan.untuned:
+        for t in getattr(plan, "untuned", []):
             print(f"  not tuned {t['model']} on {t['dataset']}: {t['reason']}")
 
     def result(self, r: dict) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.commands import add_preset_argument, add_set_argument
+from benchmarks.commands import add_set_argument
+from benchmarks.config import DEFAULT_PRESET
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,7 +25,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", required=True, help="registered model name (see bench.py --list)")
     p.add_argument("--dataset", default="mmnist", help="dataset name (default: mmnist)")
-    add_preset_argument(p)
+    p.add_argument("--preset", default=DEFAULT_PRESET, help=f"smoke | quick | paper (default: {DEFAULT_PRESET})")
     p.add_argument("--trials", type=int, help="finished trials the study aims at (default: benchmarks/configs/tuning)")
     p.add_argument("--jobs", type=int, default=1, help="workers sharing the study: local processes or SLURM jobs")
     p.add_argument("--launcher", default="local", help="local | slurm (one submitit job per worker)")

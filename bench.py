@@ -3,16 +3,11 @@
 
 python bench.py --model cwvae --dataset mmnist --preset quick
 python bench.py --list
+
+The same as the `cwbench` command (`pip install -e .` or `make venv` installs it) and `python -m benchmarks`.
 """
 
-import os
-import sys
-
-from benchmarks.cli import main
+from benchmarks.cli import run
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # `bench.py --list | head`: the reader left, nothing is wrong
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
+    run()

@@ -1,4 +1,5 @@
-"""Command line of cwbench: `bench.py` calls `main`, which runs one command of benchmarks/commands/.
+"""Command line of cwbench: `bench.py`, the `cwbench` console script and `python -m benchmarks`
+all call `run` (then `main`), which runs one command of benchmarks/commands/.
 
     python bench.py --model cwvae [--dataset mmnist] [--preset quick] [--set k=v ...]   one run
     python bench.py --suite NAME [--jobs N | --launcher slurm]                          many runs, then the report
@@ -16,6 +17,7 @@ else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from benchmarks.commands import COMMANDS, RUN_COMMAND
@@ -81,3 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         message = INTERRUPTED if isinstance(e, KeyboardInterrupt) else str(e)
         print(f"error: {message}", file=sys.stderr)
         return code
+
+
+def run() -> None:
+    """The process entry point (bench.py, `cwbench`, `python -m benchmarks`): exit with main's code."""
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # `cwbench --list | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)

@@ -117,6 +117,9 @@ def _show(value) -> str:
     return str(value)
 
 
+LOGGERS = ("jsonl", "tensorboard", "wandb")  # train.loggers: each one's class in benchmarks/loggers.py
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     steps: int = field(default=0, metadata={"min": 0})  # optimizer steps; 0 = derive from epochs
@@ -137,6 +140,11 @@ class TrainConfig:
     skip_nonfinite: bool = False  # skip (and log) batches with a non-finite loss instead of stopping
     amp: str = field(default="off", metadata={"choices": ("off", "bf16")})  # mixed precision on CUDA: off | bf16
     num_threads: int = field(default=0, metadata={"min": 0})  # torch CPU threads; 0 = torch's default
+    # where training can be watched (benchmarks/loggers.py): jsonl (train.jsonl, always on), tensorboard, wandb
+    loggers: tuple[str, ...] = field(default=("jsonl",), metadata={"choices": LOGGERS})
+    eval_every: int = field(default=0, metadata={"min": 0})  # steps between quick looks (a sample strip); 0 = none
+    val_videos: int = field(default=0, metadata={"min": 0})  # test videos of the quick look's val/ssim, val/psnr
+    val_horizon: int = field(default=100, metadata={"min": 1})  # predicted frames of the quick look (<= the horizon)
 
 
 I3D_FRAMES = "I3D (FVD) needs at least 9 frames"

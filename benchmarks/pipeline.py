@@ -31,6 +31,7 @@ from benchmarks.checks import check_data, check_run_dir, resolve_device
 from benchmarks.config import ConfigError
 from benchmarks.evaluate import evaluate
 from benchmarks.protocol import ProtocolError
+from benchmarks.loggers import open_loggers
 from benchmarks.runlock import run_lock
 from benchmarks.trainer import CHECKPOINT, StepHook, build_seeded, load_trained, train
 from datasets import get_dataset
@@ -194,11 +195,13 @@ def run_one(
         raise CheckpointError(f"nothing to re-score in {directory}: it has no checkpoint; run without --re-eval")
     load_metric_networks(cfg, dev)  # every check before anything is written
     train_videos, test_videos, eval_cfg = split_videos(dataset, cfg)
+    loggers = open_loggers(cfg, directory, dev, dataset, test_videos)  # packages checked; opened by train
     model = build_seeded(cfg)
     check_data(eval_cfg, model, dataset, train_videos, test_videos)  # the config against the data and the model
     if weights is not None:
         model_weights.check_fits(model.state_dict(), weights)
-    with run_lock(directory, wait=wait) if rank == 0 else contextlib.nullcontext():
+    lock = run_lock(directory, wait=wait) if rank == 0 else contextlib.nullcontext()
+    with lock, loggers:  # loggers (TensorBoard, W&B) close when this ends: a W&B run marked failed on an error
         if is_finished(directory) and not redo:  # another process finished it while this one waited
             print(f"already finished: {directory} (use --force to retrain, --re-eval to re-score)")
             return directory
@@ -221,7 +224,7 @@ def run_one(
             state = load_trained(model, cfg, train_videos, directory, dev)
             update_status(directory, steps=state["step"], train_time_s=state.get("train_time_s", 0.0), trained=True)
         else:
-            result = train(model, cfg, train_videos, directory, dev, progress=progress, hook=hook)
+            result = train(model, cfg, train_videos, directory, dev, progress=progress, hook=hook, loggers=loggers)
             if rank == 0:
                 update_status(directory, steps=result.steps, train_time_s=result.train_time_s, trained=True)
         if rank != 0:
@@ -229,6 +232,7 @@ def run_one(
         tic = time.perf_counter()
         evaluate(model, eval_cfg, test_videos, directory, dev, progress=progress)
         update_status(directory, eval_time_s=time.perf_counter() - tic, evaluated=True)
+        loggers.finish(directory, out)
     return directory
 
 

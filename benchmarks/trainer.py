@@ -37,6 +37,7 @@ from benchmarks.checkpoint import (  # noqa: F401  (CheckpointMismatch, Checkpoi
     RunCheckpoints,
     check_config,
 )
+from benchmarks.loggers import silent
 from benchmarks.optim import make_adam
 from benchmarks.protocol import to_video_tensor
 from rundir.atomic import remove_stale_temps, write_text
@@ -236,8 +237,10 @@ def train(
     device,
     progress: bool = True,
     hook: StepHook | None = None,
+    loggers=None,
 ):
-    """Train (or resume) `model` for cfg.total_steps; returns TrainResult."""
+    """Train (or resume) `model` for cfg.total_steps; returns TrainResult. loggers: benchmarks.loggers.Loggers
+    (TensorBoard, W&B: the caller opens and closes them; train.jsonl is written here in any case)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     t = cfg.train
@@ -295,6 +298,8 @@ def train(
             },
         )
 
+    loggers = loggers if loggers is not None and main_rank else silent(cfg, run_dir)
+    loggers.start(start)
     if start >= total:
         if ckpt is None:
             save(total)
@@ -372,15 +377,18 @@ def train(
                     "train/grad_norm": float(grad_norm),
                     **{f"train/{k}": float(v) for k, v in terms.items()},
                     "train/frames_per_s": fps,
+                    "train/lr": optimizer.param_groups[0]["lr"],
                     "time/train_s": train_time,
                     **hooked,
                 }
                 log.write(log_line(record))
                 log.flush()
+                loggers.log(step, record)
                 kls = " ".join(
                     f"{k.removeprefix('kl_')}={float(v):.2f}" for k, v in terms.items() if k.startswith("kl")
                 )
                 bar.update(task, stats=f"loss={global_loss.item():.2f} {kls} {fps:,.0f} frames/s")
+            loggers.look(step, model)  # every train.eval_every steps: a sample strip (+ a validation score)
             bar.update(task, completed=step)
             if step % t.ckpt_every == 0 or step == total:
                 save(step)

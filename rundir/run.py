@@ -51,8 +51,19 @@ SAMPLES = Path("samples") / "samples.npz"
 INFO_VERSION = 1
 
 # Settings that change no number a run writes: part of no key. Frozen: the eval key names every
-# run directory, so changing this list would orphan the runs already made.
-OPERATIONAL = ("data.root", "train.log_every", "train.ckpt_every", "train.num_threads", "eval.chunk")
+# run directory, so changing this list would orphan the runs already made. Only keys that no earlier
+# config holds may join it (a new key left out keeps every existing key): the loggers' (benchmarks/loggers.py).
+OPERATIONAL = (
+    "data.root",
+    "train.log_every",
+    "train.ckpt_every",
+    "train.num_threads",
+    "eval.chunk",
+    "train.loggers",
+    "train.eval_every",
+    "train.val_videos",
+    "train.val_horizon",
+)
 # What an evaluation may change without touching the training.
 EVAL_ONLY = ("eval", "data.test_length", "data.n_test")
 # Settings that do not make a run a different experiment (its variant), though some may change

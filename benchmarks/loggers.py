@@ -26,6 +26,7 @@ scores the last checkpoint.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -36,6 +37,7 @@ import numpy as np
 
 from benchmarks.config import LOGGERS as LOGGER_NAMES
 from benchmarks.config import ConfigError
+from rundir.atomic import write_text
 
 ALWAYS = "jsonl"  # written by the trainer itself, whatever train.loggers says
 VAL_METRICS = ("ssim", "psnr")  # the quick validation score (standard mode, one sample)
@@ -105,8 +107,9 @@ class TensorBoardLogger(Logger):
         super().__init__(cfg, run_dir, start)
         from torch.utils.tensorboard import SummaryWriter
 
-        # a resumed run drops what the killed process logged after its checkpoint
-        self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=start + 1 if start else None)
+        # TensorBoard hides the events at and after purge_step: a resumed run what the killed process logged
+        # after its checkpoint, a run started over (--force) everything before
+        self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=start + 1 if start else 0)
         self.writer.add_text("config", f"config hash `{cfg.hash()}`\n\n```yaml\n{cfg.to_yaml()}```", start)
 
     def scalars(self, step, values):
@@ -144,7 +147,7 @@ class WandbLogger(Logger):
                 project=os.environ.get("WANDB_PROJECT", "cwbench"),
                 dir=str(self.run_dir),
                 mode=os.environ.get("WANDB_MODE") or "offline",
-                id=wandb_id(f"{cfg.dataset}-{label}-{self.run_dir.name}"),
+                id=self.run_id(f"{cfg.dataset}-{label}-{self.run_dir.name}", start),
                 resume="allow",  # a resumed run continues its W&B run
                 name=f"{cfg.dataset}/{label}/{self.run_dir.name}",
                 group=f"{cfg.dataset}/{label}/{cfg.preset}",
@@ -157,6 +160,21 @@ class WandbLogger(Logger):
                 f"W&B could not start a run ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else e}); "
                 "run `wandb login`, or unset WANDB_MODE to log offline"
             ) from None
+
+    def run_id(self, name: str, start: int) -> str:
+        """The W&B id of this run directory's training: kept in <run>/wandb/cwbench_run_id, the same when
+        training resumes (start > 0), a new one when it starts from step 0 again (--force)."""
+        path = self.run_dir / "wandb" / "cwbench_run_id"
+        if start > 0 and path.exists():
+            return path.read_text().strip()
+        attempt = 0
+        if path.exists():  # started over: a W&B run of its own, never steps going back in the old one
+            previous = path.read_text().strip()
+            attempt = int(previous.rpartition("-r")[2]) + 1 if re.search(r"-r\d+$", previous) else 1
+        run_id = wandb_id(name + (f"-r{attempt}" if attempt else ""))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, run_id + "\n")
+        return run_id
 
     def scalars(self, step, values):
         self.run.log(values, step=step)
@@ -175,11 +193,9 @@ class WandbLogger(Logger):
 
 
 def wandb_id(text: str) -> str:
-    """A W&B run id (letters, digits, - _ .; at most 64 characters) stable for a run directory."""
+    """A W&B run id (letters, digits, - _ .; at most 64 characters), the same for the same text."""
     clean = re.sub(r"[^A-Za-z0-9_.-]", "-", text)
     if len(clean) > 64:
-        import hashlib
-
         clean = clean[:55] + "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
     return clean
 

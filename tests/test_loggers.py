@@ -209,3 +209,42 @@ def test_wandb_offline_run_holds_config_scalars_summary_and_leaderboard_row(out_
     events.Reload()
     assert events.Scalars("eval/ssim")[-1].value == pytest.approx(best["ssim"], rel=1e-6)
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["eval_every"] == 2
+
+
+def test_tensorboard_hides_what_a_resumed_or_restarted_training_replaces(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from benchmarks.loggers import TensorBoardLogger
+
+    cfg = resolve_config("cwvae", "mmnist", "smoke")
+
+    def write(start: int, steps, value: float) -> None:
+        logger = TensorBoardLogger(cfg, tmp_path, start)
+        for step in steps:
+            logger.scalars(step, {"train/loss": value})
+        logger.close(failed=False)
+
+    def shown() -> list[tuple[int, float]]:
+        events = EventAccumulator(str(tmp_path / "tensorboard"))
+        events.Reload()
+        return [(s.step, s.value) for s in events.Scalars("train/loss")]
+
+    write(0, [1, 2, 3, 4], 1.0)  # killed after step 4, its checkpoint at step 2
+    write(2, [3, 4, 5, 6], 2.0)  # resumed from step 2
+    assert shown() == [(1, 1.0), (2, 1.0), (3, 2.0), (4, 2.0), (5, 2.0), (6, 2.0)]
+    write(0, [1, 2], 3.0)  # --force: started over
+    assert shown() == [(1, 3.0), (2, 3.0)]
+
+
+def test_a_wandb_run_continues_when_training_resumes_and_is_new_when_it_starts_over(tmp_path):
+    from types import SimpleNamespace
+
+    from benchmarks.loggers import WandbLogger
+
+    logger = SimpleNamespace(run_dir=tmp_path)
+    first = WandbLogger.run_id(logger, "mmnist-cwvae-smoke-s0-abc", 0)
+    assert first == "mmnist-cwvae-smoke-s0-abc"
+    assert WandbLogger.run_id(logger, "mmnist-cwvae-smoke-s0-abc", 200) == first  # resumed
+    assert WandbLogger.run_id(logger, "mmnist-cwvae-smoke-s0-abc", 0) == "mmnist-cwvae-smoke-s0-abc-r1"  # --force
+    assert WandbLogger.run_id(logger, "mmnist-cwvae-smoke-s0-abc", 400) == "mmnist-cwvae-smoke-s0-abc-r1"
+    assert WandbLogger.run_id(logger, "mmnist-cwvae-smoke-s0-abc", 0) == "mmnist-cwvae-smoke-s0-abc-r2"

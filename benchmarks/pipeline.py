@@ -39,19 +39,21 @@ from rundir.run import INFO, check_writable, read_status, run_info, update_statu
 
 
 def machine_info() -> dict:
-    """Where a run or a measurement was made: host, CPU, torch version, git commit."""
+    """Where a run or a measurement was made: host, CPU, torch version, git commit (and whether
+    tracked files had changed since it: then the commit alone does not name the code)."""
     info = {"machine": platform.node(), "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
     try:
-        info["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            timeout=5,
-        ).stdout.strip()
+        info["git_commit"] = git("rev-parse", "--short", "HEAD").stdout.strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        info["git_dirty"] = bool(info["git_commit"]) and dirty.returncode == 0 and bool(dirty.stdout.strip())
     except (OSError, subprocess.SubprocessError):
-        info["git_commit"] = ""
+        info["git_commit"], info["git_dirty"] = "", False
     return info
+
+
+def git(*args: str) -> subprocess.CompletedProcess:
+    """A git command in this checkout (none: returncode != 0)."""
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5)
 
 
 def load_checked(dataset, split: str, cfg):
@@ -212,7 +214,14 @@ def run_one(
         if rank == 0:
             write_config(directory, cfg.to_dict())
             record_run(directory, cfg.to_dict(), reference=not model.trainable)
-            update_status(directory, params=model.num_params(), model=cfg.model_name, device=str(dev), **machine_info())
+            update_status(
+                directory,
+                params=model.num_params(),
+                model=cfg.model_name,
+                device=str(dev),
+                data_manifest_sha256=dataset.manifest_sha256(),  # the data it read (results export, reports)
+                **machine_info(),
+            )
         if weights is not None:
             model.observe_training_data(train_videos)
             model_weights.load_into(model, weights)

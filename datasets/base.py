@@ -90,6 +90,12 @@ class Dataset:
         except json.JSONDecodeError as e:
             raise DatasetCorrupt(f"{path} is not valid JSON ({e}); delete {self.directory} and prepare it again") from e
 
+    def manifest_sha256(self) -> str:
+        """sha256 of manifest.json (which holds each split's sha256): what a run records of its data,
+        checkable with `sha256sum <data root>/<name>/<variant>/manifest.json`. '' when there is none."""
+        path = self.directory / MANIFEST
+        return sha256_file(path) if path.exists() else ""
+
     def is_ready(self) -> bool:
         m = self.manifest()
         return m is not None and all(s in m.get("splits", {}) for s in SPLITS)

@@ -1,7 +1,8 @@
 """The whole report: a deterministic function of the run directories under <results>/runs.
 
     write_report(results, out)   table1, mean_rank, curves, samples, training, leaderboard,
-                                 studies and index.md (links to everything) into `out`
+                                 studies, index.md (links to everything) and index.html (the
+                                 same page, self-contained: every table and figure inline) into `out`
     write_paper_report(out)      table1 and mean_rank of the paper's own numbers
 
 Nothing here trains, loads a model or reads a dataset, and nothing imports the harness
@@ -26,6 +27,7 @@ import numpy as np
 from reports import markdown
 from reports.aggregate import curves_over_seeds, over_seeds, run_rows
 from reports.curves import write_curves
+from reports.html import write_html
 from reports.leaderboard import leaderboard_frame, write_leaderboard_files
 from reports.reference import dataset_order, dataset_title, paper_datasets, paper_models
 from reports.samples import write_strip
@@ -209,6 +211,14 @@ def write_index(report: Report, results: Path, studies: dict[str, list[Path]]) -
     return path
 
 
+def table1_of(runs: list[Run], aggregate: str = "best", variants: bool = False, all_models: bool = False):
+    """(the runs of Table 1, its frame: reports.table1.TABLE1_COLUMNS, the paper's rows included)."""
+    main = [r for r in runs if in_table1(r, variants, all_models)]
+    rows = run_rows(main, aggregate)
+    seeds = over_seeds(rows) if len(rows) else None
+    return main, table1_frame(seeds, significance_frame(main, seeds, aggregate))
+
+
 def write_report(
     results: Path, out: Path | None = None, variants: bool = False, aggregate: str = "best", all_models: bool = False
 ) -> Report:
@@ -219,10 +229,7 @@ def write_report(
     runs = collect(results, skipped)
     report = Report(out=out, runs=runs, skipped=skipped)
     colors = colors_for(runs)
-    main = [r for r in runs if in_table1(r, variants, all_models)]  # Table 1, ranks, curves, strips
-    rows = run_rows(main, aggregate)
-    seeds = over_seeds(rows) if len(rows) else None
-    table1 = table1_frame(seeds, significance_frame(main, seeds, aggregate))
+    main, table1 = table1_of(runs, aggregate, variants, all_models)  # Table 1, ranks, curves, strips
     report.files += write_table1(table1, out, aggregate, stand_in_notes(results))
     report.files += write_mean_rank(table1, out)
     report.mean_rank = mean_rank_frame(table1)
@@ -234,6 +241,7 @@ def write_report(
     for paths in studies.values():
         report.files += paths
     report.files.append(write_index(report, results, studies))
+    report.files.append(write_html(out))  # index.html: index.md with every table and figure inline
     return report
 
 

@@ -36,6 +36,15 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def group_columns(members) -> dict:
+    """params (max), train_time_s (mean over seeds), steps (max) of the runs of one leaderboard row."""
+    return dict(
+        params=max(r.params for r in members),
+        train_time_s=round(sum(float(r.status.get("train_time_s", 0.0)) for r in members) / len(members), 1),
+        steps=max(int(r.status.get("steps", 0)) for r in members),
+    )
+
+
 def leaderboard_frame(runs) -> pd.DataFrame:
     """One row per (dataset, preset, entry) of finished runs, best first by the first metric."""
     rows = run_rows(runs)
@@ -56,9 +65,7 @@ def leaderboard_frame(runs) -> pd.DataFrame:
             model=g["model"].iloc[0],
             variant=g["variant"].iloc[0],
             seeds=int(g["n_seeds"].max()),
-            params=max(r.params for r in members),
-            train_time_s=round(sum(float(r.status.get("train_time_s", 0.0)) for r in members) / len(members), 1),
-            steps=max(int(r.status.get("steps", 0)) for r in members),
+            **group_columns(members),
         )
         for m in metrics:
             sub = g[g["metric"] == m]

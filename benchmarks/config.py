@@ -143,7 +143,7 @@ class TrainConfig:
     # where training can be watched (benchmarks/loggers.py): jsonl (train.jsonl, always on), tensorboard, wandb
     loggers: tuple[str, ...] = field(default=("jsonl",), metadata={"choices": LOGGERS})
     eval_every: int = field(default=0, metadata={"min": 0})  # steps between quick looks (a sample strip); 0 = none
-    val_videos: int = field(default=0, metadata={"min": 0})  # test videos of the quick look's val/ssim, val/psnr
+    eval_videos: int = field(default=8, metadata={"min": 0})  # validation videos of its val/ssim, val/psnr (if any)
     val_horizon: int = field(default=100, metadata={"min": 1})  # predicted frames of the quick look (<= the horizon)
 
 

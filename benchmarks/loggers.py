@@ -1,7 +1,7 @@
 """Where a run's training can be watched: train.jsonl (always), TensorBoard, Weights & Biases.
 
-    --set train.loggers=[jsonl,tensorboard,wandb]            jsonl is always on (the trainer writes it)
-    --set train.eval_every=200 --set train.val_videos=8     a sample strip and a quick validation score
+    --set train.loggers=[jsonl,tensorboard,wandb]     jsonl is always on (the trainer writes it)
+    --set train.eval_every=200                        a sample strip (+ a quick validation score)
 
 `open_loggers` checks that the chosen loggers' packages are installed (a one-line
 ConfigError naming the `pip install` command, before anything is written) and returns the
@@ -9,8 +9,9 @@ one object the pipeline and the trainer talk to:
 
     start(step)         the trainer starts (or resumes) at `step`: the loggers open
     log(step, record)   a train.jsonl record (flat dict, slash names) -> every logger's scalars
-    look(step, model)   every train.eval_every steps: an open-loop sample strip (image) and, with
-                        train.val_videos > 0, SSIM and PSNR of that many test videos (`val/ssim`, `val/psnr`)
+    look(step, model)   every train.eval_every steps: an open-loop sample strip (image) and, where a
+                        validation split is configured (data.val_videos), SSIM and PSNR over its first
+                        train.eval_videos videos (`val/ssim`, `val/psnr`)
     finish(directory, results)   after the evaluation: the run's summary and its leaderboard row
     close(failed)       (or leave the `with` block)
 
@@ -18,10 +19,11 @@ TensorBoard writes event files into <run>/tensorboard/ through torch.utils.tenso
 W&B writes <run>/wandb/, offline unless WANDB_MODE says otherwise, with the resolved config
 and its hash as the W&B config. The quick look never changes training: it predicts in eval
 mode under a forked, fixed-seed RNG (the protocol's open_loop), so a run's numbers are the
-same with or without it (these settings are operational: rundir.run.OPERATIONAL). Like the
-official CW-VAE code's `val` summaries, the quick validation reads the first test videos;
-it is for watching only: nothing is selected or stopped on it, and the evaluation always
-scores the last checkpoint.
+same with or without it (these settings are operational: rundir.run.OPERATIONAL). The
+score needs a validation split (held-out training videos, datasets/validation.py): without
+one the strip shows the first test video and no number is computed on the test set during
+training. Nothing is selected or stopped on the quick look; the evaluation always scores
+the last checkpoint.
 """
 
 from __future__ import annotations
@@ -203,10 +205,12 @@ def wandb_id(text: str) -> str:
 class Loggers:
     """The chosen loggers behind one interface (module docstring). Without any, every call returns at once."""
 
-    def __init__(self, cfg, run_dir: Path, test_videos: np.ndarray | None, device, names=()):
+    def __init__(self, cfg, run_dir: Path, device=None, names=(), videos=None, validation: bool = False):
+        """videos (N, T, H, W, C) uint8: those the quick look predicts; validation: they are the validation
+        split's (then it scores them)."""
         self.cfg, self.run_dir, self.device = cfg, Path(run_dir), device
         self.names = [n for n in names if n != ALWAYS]
-        self.test_videos = test_videos
+        self.videos, self.validation = videos, validation
         self.sinks: list[Logger] = []
         self.last_step = 0
 
@@ -232,9 +236,9 @@ class Loggers:
     def look(self, step: int, model) -> None:
         """Every train.eval_every steps: the sample strip and the quick validation score."""
         every = self.cfg.train.eval_every
-        if not self.sinks or every <= 0 or step % every or self.test_videos is None:
+        if not self.sinks or every <= 0 or step % every or self.videos is None:
             return
-        strip, values, caption = quick_look(model, self.cfg, self.test_videos, self.device)
+        strip, values, caption = quick_look(model, self.cfg, self.videos, self.device, self.validation)
         for sink in self.sinks:
             sink.image(step, STRIP_TAG, strip, caption)
             if values:
@@ -256,24 +260,38 @@ class Loggers:
             sink.close(failed)
 
 
-def open_loggers(cfg, run_dir: Path, test_videos: np.ndarray | None = None, device=None) -> Loggers:
-    """The loggers of `cfg.train.loggers` for `run_dir` (checked now, opened by `start`)."""
+def open_loggers(cfg, run_dir: Path, device=None, dataset=None, evaluated=None) -> Loggers:
+    """The loggers of `cfg.train.loggers` for `run_dir` (their packages checked now; opened by `start`).
+    evaluated: the videos the run evaluates (the test split, or the validation split with eval.split=val)."""
     names = cfg.train.loggers  # valid names: checked with the config
     check_installed(names)
-    return Loggers(cfg, run_dir, test_videos, device, names)
+    videos, validation = evaluated, cfg.eval.split == "val"
+    if cfg.data.val_videos and not validation and cfg.train.eval_every and set(names) - {ALWAYS}:
+        from datasets.validation import carve_validation
+
+        videos = carve_validation(dataset, dataset.load("train"), cfg.data.val_videos, cfg.data.val_seed)[1]
+        validation = True
+        if videos.shape[1] <= cfg.eval.context:
+            raise ConfigError(
+                f"train.eval_every: the validation videos (data.val_videos, training videos of {videos.shape[1]} "
+                f"frames) leave nothing to predict after eval.context={cfg.eval.context} frames; raise "
+                "data.train_length, or set data.val_videos=0 (then the strip shows a test video, with no score)"
+            )
+    return Loggers(cfg, run_dir, device, names, videos, validation)
 
 
 def silent(cfg, run_dir: Path) -> Loggers:
     """Loggers that log nothing (ranks other than 0, callers that chose none)."""
-    return Loggers(cfg, run_dir, None, None, ())
+    return Loggers(cfg, run_dir)
 
 
 # ---------------------------------------------------------------- the quick look
 
 
-def quick_look(model, cfg, test_videos: np.ndarray, device) -> tuple[np.ndarray, dict[str, float], str]:
-    """(strip (H', W', 3) uint8, {'val/ssim': ..}, caption): the model's open-loop prediction of the first
-    test videos after eval.context frames, train.val_horizon frames long, in eval mode with a fixed seed."""
+def quick_look(model, cfg, videos, device, validation: bool) -> tuple[np.ndarray, dict[str, float], str]:
+    """(strip (H', W', 3) uint8, {'val/ssim': .., 'val/psnr': ..} or {}, caption): the model's open-loop
+    prediction of the first videos after eval.context frames, train.val_horizon frames long, in eval mode
+    with a fixed seed; scored over the first train.eval_videos of them if they are validation videos."""
     import torch
 
     from benchmarks.metrics import FRAME_METRICS
@@ -281,22 +299,21 @@ def quick_look(model, cfg, test_videos: np.ndarray, device) -> tuple[np.ndarray,
     from models.nets import eval_mode
 
     t, context = cfg.train, cfg.eval.context
-    horizon = max(1, min(t.val_horizon, test_videos.shape[1] - context))
-    n = max(1, min(t.val_videos, len(test_videos)))
-    video = to_video_tensor(test_videos[:n, : context + horizon], device)  # (n, context + h, C, H, W)
+    horizon = max(1, min(t.val_horizon, videos.shape[1] - context))
+    n = max(1, min(t.eval_videos, len(videos))) if validation else 1
+    video = to_video_tensor(videos[:n, : context + horizon], device)  # (n, context + h, C, H, W)
     with eval_mode(model):
         preds = open_loop(model, video, context, n_samples=1, seed=cfg.seed)  # (n, 1, h, C, H, W)
     values = {}
-    if t.val_videos > 0:
+    if validation and t.eval_videos > 0:
         fns = {m: FRAME_METRICS[m].fn for m in VAL_METRICS}
         scores = frame_scores(preds, video[:, context:], fns)  # {metric: (n, 1, h)}
         values = {f"val/{m}": float(s.mean()) for m, s in scores.items()}
-    gt = test_videos[0, : context + horizon]  # (T, H, W, C) uint8
+    gt = np.asarray(videos[0, : context + horizon])  # (T, H, W, C) uint8
     pred = (preds[0, 0].clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # (h, H, W, C)
     shown = ", ".join(f"{k.removeprefix('val/')} {v:.3f}" for k, v in values.items())
-    caption = f"test video 1: ground truth (top), open loop after {context} frames (bottom)" + (
-        f"; {n} test videos x {horizon} frames: {shown}" if values else ""
-    )
+    caption = f"{'validation' if validation else 'test'} video 1: ground truth (top), open loop after {context} frames"
+    caption += f" (bottom); {n} validation videos x {horizon} frames: {shown}" if values else " (bottom)"
     return sample_strip(gt, pred, context), values, caption
 
 

@@ -30,8 +30,8 @@ from benchmarks.checkpoint import CheckpointError, RunCheckpoints
 from benchmarks.checks import check_data, check_run_dir, resolve_device
 from benchmarks.config import ConfigError
 from benchmarks.evaluate import evaluate
-from benchmarks.protocol import ProtocolError
 from benchmarks.loggers import open_loggers
+from benchmarks.protocol import ProtocolError
 from benchmarks.runlock import run_lock
 from benchmarks.trainer import CHECKPOINT, StepHook, build_seeded, load_trained, train
 from datasets import get_dataset
@@ -197,7 +197,7 @@ def run_one(
         raise CheckpointError(f"nothing to re-score in {directory}: it has no checkpoint; run without --re-eval")
     load_metric_networks(cfg, dev)  # every check before anything is written
     train_videos, test_videos, eval_cfg = split_videos(dataset, cfg)
-    loggers = open_loggers(cfg, directory, dev, dataset, test_videos)  # packages checked; opened by train
+    loggers = open_loggers(cfg, directory, dev, dataset, test_videos)  # packages checked; opened by train()
     model = build_seeded(cfg)
     check_data(eval_cfg, model, dataset, train_videos, test_videos)  # the config against the data and the model
     if weights is not None:

@@ -13,6 +13,7 @@ is written last and atomically, so a killed preparation never looks complete.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -91,10 +92,11 @@ class Dataset:
             raise DatasetCorrupt(f"{path} is not valid JSON ({e}); delete {self.directory} and prepare it again") from e
 
     def manifest_sha256(self) -> str:
-        """sha256 of manifest.json (which holds each split's sha256): what a run records of its data,
-        checkable with `sha256sum <data root>/<name>/<variant>/manifest.json`. '' when there is none."""
-        path = self.directory / MANIFEST
-        return sha256_file(path) if path.exists() else ""
+        """What a run records of its data: sha256 of the manifest's `splits` (each split's file, shape
+        and sha256) as canonical JSON (`splits_sha256`), so that recording a validation split in the
+        manifest later changes nothing. '' when there is no manifest."""
+        manifest = self.manifest()
+        return splits_sha256(manifest) if manifest else ""
 
     def is_ready(self) -> bool:
         m = self.manifest()
@@ -145,6 +147,13 @@ class Dataset:
                 f"(corrupt or truncated); delete {self.directory} and run: {self.prepare_command()}"
             )
         write_json(stamp_path, verified_stamp(path, digest))
+
+
+def splits_sha256(manifest: dict) -> str:
+    """sha256 of json.dumps(manifest["splits"], sort_keys=True, separators=(",", ":")): the same stored
+    videos give the same hash on every machine."""
+    text = json.dumps(manifest.get("splits", {}), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def verified_stamp(path: Path, sha256: str) -> dict:

@@ -76,7 +76,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "runs": ("strs", "the run directories, relative to the results directory"),
     "config_hashes": ("strs", "each run's config hash (its eval key): the suffix of its directory name"),
     "code_commits": ("strs", "the git commit of the code that made each run (`-dirty`: with uncommitted changes)"),
-    "data_manifest_sha256": ("strs", "sha256 of the dataset's manifest.json each run read (its splits' sha256)"),
+    "data_manifest_sha256": ("strs", "sha256 of the dataset manifest's splits (canonical JSON) each run read"),
     "notes": ("str", "the evaluation's own notes (e.g. FVD on fewer videos than the paper)"),
 }
 LIST_SEPARATOR = ";"  # list columns in CSV

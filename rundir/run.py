@@ -61,7 +61,7 @@ OPERATIONAL = (
     "eval.chunk",
     "train.loggers",
     "train.eval_every",
-    "train.val_videos",
+    "train.eval_videos",
     "train.val_horizon",
 )
 # What an evaluation may change without touching the training.

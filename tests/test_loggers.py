@@ -19,14 +19,22 @@ from datasets import get_dataset
 from rundir.run import eval_key
 
 CPU = torch.device("cpu")
-LOOK = ["train.eval_every=2", "train.val_videos=2", "train.val_horizon=8", "train.log_every=1"]
+# a validation split of 2 of the 8 smoke training videos, long enough for the 36 context frames
+VAL = ["data.val_videos=2", "data.train_length=48"]
+LOOK = ["train.eval_every=2", "train.eval_videos=2", "train.val_horizon=8", "train.log_every=1"]
 
 
 def setup(sets=(), steps=4):
+    """(cfg, the videos it trains on, its dataset)."""
     cfg = resolve_config("cwvae", "mmnist", "smoke", sets=[f"train.steps={steps}", *sets])
     data = get_dataset(cfg.data)
     data.ensure_ready(progress=False)
-    return cfg, data.load("train"), data.load("test")
+    videos = data.load("train")
+    if cfg.data.val_videos:
+        from datasets.validation import carve_validation
+
+        videos = carve_validation(data, videos, cfg.data.val_videos, cfg.data.val_seed)[0]
+    return cfg, videos, data
 
 
 def jsonl(run_dir: Path) -> list[dict]:
@@ -37,9 +45,10 @@ def test_tensorboard_events_hold_the_logged_values_the_strip_and_the_validation_
     from PIL import Image
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    cfg, videos, test_videos = setup(["train.loggers=[jsonl,tensorboard]", *LOOK])
+    cfg, videos, data = setup(["train.loggers=[jsonl,tensorboard]", *LOOK, *VAL])
     model = build_seeded(cfg)
-    with open_loggers(cfg, tmp_path, test_videos, CPU) as loggers:
+    with open_loggers(cfg, tmp_path, CPU, data, data.load("test")) as loggers:
+        assert loggers.validation and len(loggers.videos) == 2  # the held-out training videos, not the test set
         train(model, cfg, videos, tmp_path, CPU, progress=False, loggers=loggers)
 
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
@@ -57,7 +66,7 @@ def test_tensorboard_events_hold_the_logged_values_the_strip_and_the_validation_
     assert events.Scalars("train/lr")[0].value == pytest.approx(cfg.train.lr)
     # every eval_every steps; the last one is the final model's, recomputed here
     assert [s.step for s in events.Scalars("val/ssim")] == [2, 4]
-    strip, values, _ = quick_look(model, cfg, test_videos, CPU)
+    strip, values, _ = quick_look(model, cfg, loggers.videos, CPU, validation=True)
     assert events.Scalars("val/ssim")[-1].value == pytest.approx(values["val/ssim"], rel=1e-6)
     assert events.Scalars("val/psnr")[-1].value == pytest.approx(values["val/psnr"], rel=1e-6)
     images = events.Images(STRIP_TAG)
@@ -68,13 +77,25 @@ def test_tensorboard_events_hold_the_logged_values_the_strip_and_the_validation_
     assert np.array_equal(decoded, strip)
 
     # the quick look never changes training: the same weights as a run without any logger
-    plain_cfg, _, _ = setup(["train.log_every=1"])
+    plain_cfg, _, _ = setup(["train.log_every=1", *VAL])
     assert eval_key(plain_cfg.to_dict()) == eval_key(cfg.to_dict())  # loggers are operational settings
     plain = build_seeded(plain_cfg)
     train(plain, plain_cfg, videos, tmp_path / "plain", CPU, progress=False)
     for (name, a), b in zip(model.state_dict().items(), plain.state_dict().values()):
         assert torch.equal(a, b), name
     assert [r["train/loss"] for r in jsonl(tmp_path / "plain")] == [r["train/loss"] for r in log]
+
+
+def test_without_a_validation_split_the_strip_shows_a_test_video_and_nothing_is_scored(tmp_path):
+    cfg, _, data = setup(["train.loggers=[tensorboard]", *LOOK])
+    test = data.load("test")
+    loggers = open_loggers(cfg, tmp_path, CPU, data, test)
+    assert not loggers.validation and loggers.videos is test
+    strip, values, caption = quick_look(build_seeded(cfg), cfg, test, CPU, validation=False)
+    assert values == {} and caption.startswith("test video 1:") and strip.shape[2] == 3
+    short, _, data = setup(["train.loggers=[tensorboard]", "train.eval_every=2", "data.val_videos=2"])
+    with pytest.raises(ConfigError, match="training videos of 24 frames.* nothing to predict after eval.context=36"):
+        open_loggers(short, tmp_path, CPU, data, data.load("test"))
 
 
 def test_sample_strip_layout():
@@ -104,7 +125,7 @@ def test_logger_settings_are_checked_and_change_no_run_identity():
     cfg = resolve_config("cwvae", "mmnist", "smoke", sets=["train.loggers=tensorboard", "train.eval_every=5"])
     assert cfg.train.loggers == ("tensorboard",)
     old = cfg.to_dict()  # a config written before these keys existed keeps its run directory
-    for key in ("loggers", "eval_every", "val_videos", "val_horizon"):
+    for key in ("loggers", "eval_every", "eval_videos", "val_horizon"):
         del old["train"][key]
     assert eval_key(old) == cfg.hash() == resolve_config("cwvae", "mmnist", "smoke").hash()
 
@@ -171,7 +192,7 @@ def test_wandb_offline_run_holds_config_scalars_summary_and_leaderboard_row(out_
         monkeypatch.delenv(var, raising=False)  # offline is the default: nothing reaches a network
     for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
         monkeypatch.setenv(var, str(tmp_path / var.lower()))
-    sets = ["train.loggers=[jsonl,wandb,tensorboard]", *LOOK]
+    sets = ["train.loggers=[jsonl,wandb,tensorboard]", *LOOK, *VAL]
     argv = ["--model", "cwvae", "--preset", "smoke", "--out", str(out_dir), "--no-progress"]
     assert main([*argv, *[a for s in sets for a in ("--set", s)]]) == 0
     (run,) = (out_dir / "runs" / "mmnist" / "cwvae").iterdir()

@@ -160,6 +160,7 @@ class FolderDataset(PreparedDataset):
                 decode=lambda item, c=channels: self.decode(item, c),
                 frame_shape=(o.size, o.size, channels),
                 clip_length=lengths[split],
+                fix_hint=f"fix, convert or remove them in {root}",
             )
             for split, items in splits.items()
         ]

@@ -149,17 +149,18 @@ class SplitJob:
     exact_frames: int = 0  # > 0: each video has exactly this many frames and is one stored video
     clip_length: int = 0  # exact_frames == 0: cut videos into non-overlapping clips of this many frames
     # (0 = the shortest video's length); the remainder of each video is dropped
+    fix_hint: str = "replace them (download the archive again)"  # what to do about files that cannot be used
 
 
 def _bad_line(err: VideoError) -> dict:
     return {"file": err.name, "reason": err.reason}
 
 
-def _fail_on_bad(split: str, bad: list[dict], source: str) -> None:
+def _fail_on_bad(job: SplitJob, bad: list[dict], source: str) -> None:
     lines = "\n".join(f"  {b['file']}: {b['reason']}" for b in bad)
     raise PrepareError(
-        f"{len(bad)} {split} file(s) of {source} cannot be used:\n{lines}\n"
-        "replace them (download the archive again) or pass --allow-skip to leave them out"
+        f"{len(bad)} {job.split} file(s) of {source} cannot be used:\n{lines}\n"
+        f"{job.fix_hint} or pass --allow-skip to leave them out"
     )
 
 
@@ -246,7 +247,7 @@ def _write_direct(directory, job: SplitJob, plan, allow_skip, source, progress) 
     write_json(record_path, state)
     if state["bad"] and not allow_skip:
         del arr
-        _fail_on_bad(job.split, state["bad"], source)
+        _fail_on_bad(job, state["bad"], source)
     rows = state["rows"]
     if rows == 0:
         raise PrepareError(f"no usable {job.split} video in {source}")
@@ -297,14 +298,14 @@ def _write_staged(directory, job: SplitJob, plan, allow_skip, source, progress) 
     lengths = {i: np.load(stage / f"{i:06d}.npy", mmap_mode="r").shape[0] for i in good}
     if not good:
         if bad and not allow_skip:
-            _fail_on_bad(job.split, bad, source)
+            _fail_on_bad(job, bad, source)
         raise PrepareError(f"no usable {job.split} video in {source}")
     length = job.clip_length or min(lengths.values())
     for i in good:
         if lengths[i] < length:
             bad.append({"file": job.names[i], "reason": f"has {lengths[i]} frames, fewer than one {length}-frame clip"})
     if bad and not allow_skip:
-        _fail_on_bad(job.split, bad, source)
+        _fail_on_bad(job, bad, source)
     keep = [i for i in good if lengths[i] >= length]
     rows = sum(lengths[i] // length for i in keep)
     _check_disk(directory, rows * length * int(np.prod(job.frame_shape)))

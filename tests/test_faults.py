@@ -551,3 +551,58 @@ def test_a_suite_prints_runs_done_of_total_and_an_eta(monkeypatch, capsys):
     assert out[1] == "  [1/3; ETA 3.3 min] done    mmnist/cwvae/s0  (100 s)"  # 100 s per run so far, 2 left
     assert out[2] == "  [2/3; ETA 2.1 min] FAILED  mmnist/rssm/s0: ValueError: x"
     assert out[3] == "  [3/3] done    mmnist/vta/s0  (50 s)"
+
+
+# ---------------------------------------------------------------- your own data
+
+
+def short_clips(folder: Path, frames: int, n: int = 3) -> Path:
+    """A folder of `n` gray videos of `frames` frames (one .npy), a bright square moving right."""
+    folder.mkdir(parents=True)
+    videos = np.zeros((n, frames, 64, 64), np.uint8)
+    for t in range(frames):
+        videos[:, t, 20:36, t % 48 : t % 48 + 16] = 255
+    np.save(folder / "videos.npy", videos)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "frames, expected",
+    [
+        (30, "the test clips of short have 30 frames: the protocol's 36 context frames leave nothing to predict "
+         "(longest usable horizon: 0 frames)"),
+        (40, "the test clips of short have 40 frames: after the 36 context frames the longest usable horizon is 4 "
+         "predicted frame(s), too short for FVD (it needs 9)"),
+    ],
+)  # fmt: skip
+def test_own_videos_too_short_for_the_protocol_are_said_at_preparation(frames, expected, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CWBENCH_DATA", str(tmp_path / "data"))
+    src = short_clips(tmp_path / "src", frames)
+    assert main(["data", "prepare", "folder", "--source", str(src), "--name", "short", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {expected}" in err, err
+    out = tmp_path / "results"
+    code, err = run_cli(["--model", "copy_last", *SMOKE, "--dataset", "short", "--out", str(out)], capsys)
+    if frames <= 36:  # a run says what can be done: not "raise data.test_length", which is impossible
+        assert code == 2 and "nothing is left to predict" in err and "data prepare folder --source" in err, err
+        assert "raise data.test_length" not in err and only_one_line(err) and not (out / "runs").exists()
+    else:
+        assert code == 0
+
+
+def test_long_enough_own_videos_say_their_horizon(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CWBENCH_DATA", str(tmp_path / "data"))
+    src = short_clips(tmp_path / "src", 50)
+    assert main(["data", "prepare", "folder", "--source", str(src), "--name", "fifty", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err
+    assert "the test clips of fifty have 50 frames: 36 context frames, then up to 14 predicted" in captured.out
+
+
+def test_a_bad_file_in_your_own_folder_is_not_an_archive_to_download_again(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CWBENCH_DATA", str(tmp_path / "data"))
+    src = short_clips(tmp_path / "src", 50)
+    np.save(src / "floats.npy", np.zeros((1, 50, 64, 64), np.float32))
+    code, err = run_cli(["data", "prepare", "folder", "--source", str(src), "--name", "mixed", "--no-progress"], capsys)
+    assert code == 2 and "floats.npy: holds float32" in err, err
+    assert f"fix, convert or remove them in {src} or pass --allow-skip" in err and "download" not in err

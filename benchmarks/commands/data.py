@@ -118,9 +118,41 @@ def import_folder(args, progress: bool) -> int:
         test_length=args.test_length,
     )
     ds = run_import(args.source, args.folder_name, options, args.allow_skip, args.force, progress)
-    print(summary(args.folder_name, ds, ds.manifest()))
+    manifest = ds.manifest()
+    print(summary(args.folder_name, ds, manifest))
+    horizon_note(args.folder_name, manifest["splits"]["test"]["shape"][1])
     print(f"use it as: python bench.py --model cwvae --dataset {args.folder_name}")
     return 0
+
+
+def horizon_note(name: str, test_frames: int) -> None:
+    """Say how far the protocol can predict on these test clips; warn when it is not far enough."""
+    import sys
+
+    from benchmarks.config import EvalConfig, field_rule
+
+    context = EvalConfig().context
+    fvd_frames = field_rule(EvalConfig, "fvd_frames")["min"]  # I3D's shortest input
+    horizon = test_frames - context
+    clips = f"the test clips of {name} have {test_frames} frames"
+    if horizon <= 0:
+        print(
+            f"warning: {clips}: the protocol's {context} context frames leave nothing to predict (longest "
+            f"usable horizon: 0 frames). Use longer test videos (--test-length N cuts N-frame clips), or run "
+            f"a model that allows a shorter context with --set eval.context=C (a horizon of {test_frames} - C)",
+            file=sys.stderr,
+        )
+    elif horizon < fvd_frames:
+        print(
+            f"warning: {clips}: after the {context} context frames the longest usable horizon is {horizon} "
+            f"predicted frame(s), too short for FVD (it needs {fvd_frames}); longer test videos predict further",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"{clips}: {context} context frames, then up to {horizon} predicted (data.test_length={test_frames}; "
+            "lower it for a shorter horizon)"
+        )
 
 
 def summary(name: str, ds, manifest: dict) -> str:

@@ -35,7 +35,8 @@ from benchmarks.protocol import ProtocolError
 from benchmarks.runlock import run_lock
 from benchmarks.trainer import CHECKPOINT, StepHook, build_seeded, load_trained, train
 from datasets import get_dataset
-from rundir.run import INFO, check_writable, read_status, run_info, update_status, write_config, write_info
+from reports.samples import write_run_strip
+from rundir.run import INFO, check_writable, model_label, read_status, run_info, update_status, write_config, write_info
 
 
 def machine_info() -> dict:
@@ -241,8 +242,16 @@ def run_one(
         tic = time.perf_counter()
         evaluate(model, eval_cfg, test_videos, directory, dev, progress=progress)
         update_status(directory, eval_time_s=time.perf_counter() - tic, evaluated=True)
+        write_run_strip(directory, strip_title(cfg))
         loggers.finish(directory, out)
     return directory
+
+
+def strip_title(cfg) -> str:
+    return (
+        f"{model_label(cfg.model_name)} on {cfg.dataset} (preset {cfg.preset}, seed {cfg.seed}): "
+        f"test video 1, open loop after {cfg.eval.context} frames"
+    )
 
 
 def weights_record(weights) -> dict:

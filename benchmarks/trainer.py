@@ -1,7 +1,7 @@
 """The one trainer of every model.
 
 Seeding, device, the model's optimizer settings (Adam lr/eps, global-norm clipping from
-its YAML), a rich progress bar, a JSONL log, and checkpoints (benchmarks/checkpoint.py:
+its YAML), progress (benchmarks/progress.py: a bar on a terminal, plain lines in a log), a JSONL log, and checkpoints (benchmarks/checkpoint.py:
 `checkpoints/last.pt` and the one before it, `prev.pt`) with model (key `model`),
 optimizer, step, elapsed training time and every RNG state, all as tensors and plain
 values so that they load with `weights_only=True`. Re-running the same command resumes
@@ -39,9 +39,10 @@ from benchmarks.checkpoint import (  # noqa: F401  (CheckpointMismatch, Checkpoi
 )
 from benchmarks.loggers import silent
 from benchmarks.optim import make_adam
+from benchmarks.progress import TrainProgress
 from benchmarks.protocol import to_video_tensor
 from rundir.atomic import remove_stale_temps, write_text
-from rundir.run import TRAIN_LOG, log_line
+from rundir.run import TRAIN_LOG, log_line, model_label
 
 
 class NonFiniteLoss(RuntimeError):
@@ -241,8 +242,6 @@ def train(
 ):
     """Train (or resume) `model` for cfg.total_steps; returns TrainResult. loggers: benchmarks.loggers.Loggers
     (TensorBoard, W&B: the caller opens and closes them; train.jsonl is written here in any case)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     t = cfg.train
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
@@ -312,21 +311,13 @@ def train(
 
         step_fn = DistributedDataParallel(distributed.LossModule(model))
     frames_per_step = t.batch_size * t.seq_len
-    columns = [
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[stats]}"),
-    ]
     amp = t.amp == "bf16" and device.type == "cuda"
     saved = start
     with (
         open(log_path if main_rank else os.devnull, "a") as log,
-        Progress(*columns, disable=not (progress and main_rank)) as bar,
+        TrainProgress(model_label(cfg.model_name), total, start, enabled=progress and main_rank) as bar,
         stop_requests() as stop,
     ):
-        task = bar.add_task(f"train {cfg.model_name}", total=total, completed=start, stats="")
         window_t, window_steps = time.perf_counter(), 0
         for step in range(start + 1, total + 2):
             if stop:  # a signal arrived during the last step: keep what it did, then stop
@@ -387,9 +378,9 @@ def train(
                 kls = " ".join(
                     f"{k.removeprefix('kl_')}={float(v):.2f}" for k, v in terms.items() if k.startswith("kl")
                 )
-                bar.update(task, stats=f"loss={global_loss.item():.2f} {kls} {fps:,.0f} frames/s")
+                bar.logged(step, f"loss={global_loss.item():.2f} {kls} {fps:,.0f} frames/s")
             loggers.look(step, model)  # every train.eval_every steps: a sample strip (+ a validation score)
-            bar.update(task, completed=step)
+            bar.advance(step)
             if step % t.ckpt_every == 0 or step == total:
                 save(step)
                 saved = step

@@ -160,21 +160,32 @@ def write_leaderboard_files(frame: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def print_leaderboard(frame: pd.DataFrame) -> None:
-    """The leaderboard as a rich table on the terminal (the variant column only when some run has one)."""
+    """The leaderboard as a rich table on the terminal (the variant column only when some run has one).
+    Nothing is cut: every column keeps its longest cell's width, and the table is printed as wide
+    as it needs (wider than a narrow terminal or a log's 80 columns)."""
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
     if frame.empty:
-        Console().print("no evaluated runs yet")
+        console.print("no evaluated runs yet")
         return
     table = Table(title="cwbench leaderboard")
     metrics = metric_order([c for c in frame.columns if f"{c}_ci_low" in frame.columns])
     show_variant = bool((frame["variant"] != "").any())
     cols = ["model", *(["variant"] if show_variant else []), "dataset", "preset", "seeds", "params", "train time"]
-    for c in [*cols, *metrics]:
-        table.add_column(c, justify="left" if c in ("model", "variant", "dataset", "preset") else "right")
+    rows = []
     for _, r in frame.iterrows():
         cells = [r["model"], *([r["variant"]] if show_variant else []), r["dataset"], r["preset"], str(r["seeds"])]
         cells += [format_params(r["params"]), format_duration(r["train_time_s"])]
-        table.add_row(*cells, *[metric_cell(r, m) for m in metrics])
-    Console().print(table)
+        rows.append([*cells, *[metric_cell(r, m) for m in metrics]])
+    for i, c in enumerate([*cols, *metrics]):  # every column as wide as its longest cell: nothing cut
+        left = c in ("model", "variant", "dataset", "preset")
+        width = max(len(c), *(len(row[i]) for row in rows))
+        table.add_column(c, justify="left" if left else "right", no_wrap=True, min_width=width)
+    for row in rows:
+        table.add_row(*row)
+    needed = console.measure(table, options=console.options.update_width(10_000)).minimum  # unclamped
+    if needed > console.width:
+        console = Console(width=needed)
+    console.print(table)

@@ -10,17 +10,21 @@ every panel while it lasts).
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from reports.plotting import new_figure, save
 from rundir.atomic import atomic_open
+from rundir.run import STRIP, read_samples
 
 HORIZONS = (1, 5, 10, 25, 50, 100, 250, 500, 750, 1000)  # predicted frames shown, clipped to the horizon
 CONTEXT_SHOWN = 4  # context frames shown (evenly spaced, the last one included)
 GIF_MAX_FRAMES = 200  # longer videos are subsampled evenly
 GIF_SCALE = 2  # nearest-neighbour upscaling of 64x64 frames
+GAP = 2  # white pixels between the cells of a PNG strip
+LINE = 12  # pixels per line of PIL's default font in a GIF's header
 
 
 def chosen_horizons(horizon: int, horizons=HORIZONS) -> list[int]:
@@ -45,37 +49,36 @@ def to_rgb(frame: np.ndarray) -> np.ndarray:
 def strip_png(
     gt: np.ndarray, rows: list[tuple[str, np.ndarray]], context: int, title: str, path: Path, horizons=HORIZONS
 ) -> Path:
-    """gt (T, H, W, C) uint8; rows [(name, pred (horizon, H, W, C) uint8)] -> PNG at `path`."""
+    """gt (T, H, W, C) uint8; rows [(name, pred (horizon, H, W, C) uint8)] -> PNG at `path`.
+
+    One image of cells (ground truth on top, one row per prediction; a prediction row leaves the
+    context columns blank), drawn on a single axes whose ticks name the columns and rows."""
     horizon = min(len(p) for _, p in rows) if rows else len(gt) - context
     ctx = context_indices(context)
     hs = chosen_horizons(min(horizon, len(gt) - context), horizons)
     n_cols, n_rows = len(ctx) + len(hs), 1 + len(rows)
-    fig, axes = new_figure(0.95 * n_cols + 1.2, 0.95 * n_rows + 0.5, ncols=n_cols, nrows=n_rows)
-    labels = [f"ctx {i + 1}" for i in ctx] + [f"t+{h}" for h in hs]
+    H, W = gt.shape[1:3]
+    step_y, step_x = H + GAP, W + GAP
+    canvas = np.full((n_rows * step_y - GAP, n_cols * step_x - GAP, 3), 255, np.uint8)  # (rows, cols, RGB)
     for r in range(n_rows):
         for c in range(n_cols):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
             if c < len(ctx):
-                img = gt[ctx[c]] if r == 0 else None  # predictions rows leave the context blank
+                img = gt[ctx[c]] if r == 0 else None  # prediction rows leave the context blank
             else:
                 h = hs[c - len(ctx)]
                 img = gt[context + h - 1] if r == 0 else rows[r - 1][1][h - 1]
-            if img is None:
-                ax.axis("off")
-                continue
-            ax.imshow(to_rgb(img), interpolation="nearest")
-            if r == 0:
-                ax.set_title(labels[c], fontsize=7)
-        axes[r][0].set_ylabel(
-            "ground truth" if r == 0 else rows[r - 1][0], fontsize=7, rotation=0, ha="right", va="center"
-        )
-        if r > 0:  # the blank context cells hide their axis: put the row name on the first shown cell
-            first = axes[r][len(ctx)]
-            first.set_ylabel(rows[r - 1][0], fontsize=7, rotation=0, ha="right", va="center")
+            if img is not None:
+                canvas[r * step_y : r * step_y + H, c * step_x : c * step_x + W] = to_rgb(img)
+    fig, axes = new_figure(0.95 * n_cols + 1.2, 0.95 * n_rows + 0.5)
+    ax = axes[0][0]
+    ax.imshow(canvas, interpolation="nearest")
+    ax.set_xticks([c * step_x + W / 2 for c in range(n_cols)], [f"ctx {i + 1}" for i in ctx] + [f"t+{h}" for h in hs])
+    ax.set_yticks([r * step_y + H / 2 for r in range(n_rows)], ["ground truth"] + [name for name, _ in rows])
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0, labelsize=7)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05)
     return save(fig, path)
 
 
@@ -90,19 +93,22 @@ def strip_gif(gt: np.ndarray, rows: list[tuple[str, np.ndarray]], context: int, 
     gray = C == 1  # grayscale videos stay 8-bit gray (exact and fast); colour ones get a fast per-frame palette
     mode, white, black = ("L", 255, 0) if gray else ("RGB", (255, 255, 255), (0, 0, 0))
     names = ["ground truth"] + [name for name, _ in rows]
-    pw, ph, header = W * GIF_SCALE, H * GIF_SCALE, 24
+    pw, ph = W * GIF_SCALE, H * GIF_SCALE
+    labels = [textwrap.wrap(name, max(4, pw // 6), break_on_hyphens=False) or [""] for name in names]  # never cut
+    header = LINE * (max(len(lines) for lines in labels) + 1)  # the names' lines, then the frame stamp
     frames = []
     for t in steps:
         canvas = Image.new(mode, (pw * len(names) + 2 * (len(names) - 1), ph + header), white)
         draw = ImageDraw.Draw(canvas)
-        for i, name in enumerate(names):
+        for i in range(len(names)):
             src = gt[t] if (i == 0 or t < context) else rows[i - 1][1][t - context]
             tile = Image.fromarray(src[..., 0] if gray else to_rgb(src)).resize((pw, ph), Image.NEAREST)
             x = i * (pw + 2)
             canvas.paste(tile, (x, header))
-            draw.text((x + 2, 1), name[: max(4, pw // 6)], fill=black)
+            for k, line in enumerate(labels[i]):
+                draw.text((x + 2, 1 + LINE * k), line, fill=black)
         stamp = f"context {t + 1}/{context}" if t < context else f"t+{t - context + 1}"
-        draw.text((2, 12), stamp, fill=black if gray else ((200, 0, 0) if t >= context else (0, 90, 0)))
+        draw.text((2, header - LINE), stamp, fill=black if gray else ((200, 0, 0) if t >= context else (0, 90, 0)))
         frames.append(canvas if gray else canvas.quantize(colors=256, method=Image.Quantize.FASTOCTREE))
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
@@ -119,3 +125,15 @@ def write_strip(
         strip_png(gt, rows, context, title, stem.with_suffix(".png"), horizons),
         strip_gif(gt, rows, context, stem.with_suffix(".gif")),
     ]
+
+
+def write_run_strip(directory: Path, title: str, max_samples: int = 3) -> Path | None:
+    """<run>/samples/strip.png: test video 1's ground truth over its prediction (up to `max_samples`
+    samples) at a few horizons, so that one run can be looked at without a report. None: no samples."""
+    saved = read_samples(directory)
+    if saved is None or not len(saved["gt"]):
+        return None
+    pred = saved["pred"][0]  # (n_samples, horizon, H, W, C)
+    names = ["prediction"] if len(pred) == 1 else [f"sample {k + 1}" for k in range(min(len(pred), max_samples))]
+    rows = [(name, pred[k]) for k, name in enumerate(names)]
+    return strip_png(saved["gt"][0], rows, saved["context"], title, Path(directory) / STRIP)

@@ -13,6 +13,8 @@ from reports.plotting import color_of, new_figure, save
 from reports.reference import dataset_title
 from rundir.run import Run, read_train_log
 
+Y_LABELS = {"train/loss": "training loss (negative ELBO per frame for the VAEs)"}
+
 
 def write_training(runs: list[Run], out: Path, colors: dict[str, int]) -> list[Path]:
     groups: dict[tuple[str, str], list[tuple[Run, object]]] = {}
@@ -39,7 +41,8 @@ def write_training(runs: list[Run], out: Path, colors: dict[str, int]) -> list[P
             labelled.add(run.entry)
         for ax, col in zip(axes[0], columns):
             ax.set_title(col.removeprefix("train/"), fontsize=9)
-            ax.set_xlabel("step")
+            ax.set_xlabel("optimizer step")
+            ax.set_ylabel(Y_LABELS.get(col) or f"KL of level {col.removeprefix('train/kl_level')} (nats per sequence)")
             ax.grid(alpha=0.3)
             if col != "train/loss":
                 ax.set_yscale("symlog", linthresh=1e-2)

@@ -10,6 +10,7 @@
         eval/curves.csv          metric, aggregate, t, mean, ci_low, ci_high, n[, notes, version]
         eval/per_example.parquet every score per (metric, example, sample, t) (.npz without pyarrow)
         samples/samples.npz      gt (S, T, H, W, C), pred (S, n, horizon, H, W, C) uint8, context
+        samples/strip.png        test video 1: ground truth over the prediction at a few horizons
     <out>/suites/<name>.json     what a suite ran, skipped, and used in place of what
 
 run.json (written by the pipeline when a run starts) holds what a report cannot know
@@ -48,6 +49,7 @@ CONFIG, INFO, STATUS, TRAIN_LOG = "config.yaml", "run.json", "status.json", "tra
 SUMMARY, CURVES = Path("eval") / "summary.csv", Path("eval") / "curves.csv"
 PER_EXAMPLE = Path("eval") / "per_example"  # .parquet or .npz
 SAMPLES = Path("samples") / "samples.npz"
+STRIP = Path("samples") / "strip.png"  # reports/samples.py write_run_strip
 INFO_VERSION = 1
 
 # Settings that change no number a run writes: part of no key. Frozen: the eval key names every

@@ -22,6 +22,7 @@ class MetricInfo:
     higher_is_better: bool
     per_example: bool = True  # False: one number per set of videos (FVD): no per-example values, never paired
     official_of: str = ""  # the standard metric this one is the official-mode twin of (the paper's evaluation)
+    bounds: tuple[float, float] = (-math.inf, math.inf)  # the values it can take (plots clip intervals to them)
 
     def to_dict(self) -> dict:
         return {
@@ -34,14 +35,14 @@ class MetricInfo:
 # Every metric an evaluation can write. The pipeline copies the entries of a run's metrics into
 # its run.json; reports read them from there (this table only for runs written before run.json).
 METRICS: dict[str, MetricInfo] = {
-    "ssim": MetricInfo(True),
-    "psnr": MetricInfo(True),
-    "lpips": MetricInfo(False),
-    "fvd": MetricInfo(False, per_example=False),
+    "ssim": MetricInfo(True, bounds=(-1.0, 1.0)),
+    "psnr": MetricInfo(True, bounds=(0.0, math.inf)),
+    "lpips": MetricInfo(False, bounds=(0.0, math.inf)),
+    "fvd": MetricInfo(False, per_example=False, bounds=(0.0, math.inf)),
     # the official CW-VAE evaluation (unclipped predictions, skimage's float data range 2.0 for SSIM,
     # PSNR per channel): the setting of the paper's published SSIM and PSNR
-    "ssim_official": MetricInfo(True, official_of="ssim"),
-    "psnr_official": MetricInfo(True, official_of="psnr"),
+    "ssim_official": MetricInfo(True, official_of="ssim", bounds=(-1.0, 1.0)),
+    "psnr_official": MetricInfo(True, official_of="psnr", bounds=(0.0, math.inf)),
 }
 UNKNOWN_METRIC = MetricInfo(True)  # a metric this code does not know (a newer harness): higher is better
 

@@ -606,3 +606,129 @@ def test_a_bad_file_in_your_own_folder_is_not_an_archive_to_download_again(tmp_p
     code, err = run_cli(["data", "prepare", "folder", "--source", str(src), "--name", "mixed", "--no-progress"], capsys)
     assert code == 2 and "floats.npy: holds float32" in err, err
     assert f"fix, convert or remove them in {src} or pass --allow-skip" in err and "download" not in err
+
+
+# ---------------------------------------------------------------- what the user sees
+
+
+def test_training_in_a_log_prints_plain_lines_with_step_loss_speed_and_eta(out_dir, capsys):
+    from benchmarks.progress import TrainProgress
+
+    argv = ["--model", "cwvae", "--preset", "smoke", "--out", str(out_dir), "--set", "train.log_every=2"]
+    assert main(argv) == 0  # progress on, stdout captured: not a terminal
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("train cwvae:")]
+    assert [x.split("  ")[0] for x in lines] == ["train cwvae: step 2/4 (50%)", "train cwvae: step 4/4 (100%)"]
+    assert "loss=" in lines[0] and "frames/s" in lines[0] and "ETA" in lines[0] and "ETA" not in lines[1]
+    p = TrainProgress("m", total=100, start=40, plain=True)
+    p.t0 -= 30.0  # 30 s for the 20 steps since the resume: 1.5 s per step, 40 to go
+    assert p.line(60, "loss=1.00") == "train m: step 60/100 (60%)  loss=1.00  ETA 60 s"
+
+
+def test_the_leaderboard_on_a_narrow_console_cuts_no_name(capsys):
+    import pandas as pd
+
+    from reports.leaderboard import print_leaderboard
+
+    name, variant = "a_model_with_a_rather_long_registry_name", "model.levels=2, model.factor=4, train.lr=0.001"
+    row = dict(model=name, variant=variant, dataset="mmnist", preset="smoke", seeds=1, params=0, train_time_s=0.0)
+    row.update(ssim=0.5, ssim_ci_low=0.4, ssim_ci_high=0.6, psnr=11.0, psnr_ci_low=10.0, psnr_ci_high=12.0)
+    print_leaderboard(pd.DataFrame([{**row, "ci_over": "videos"}]))  # captured: an 80-column console
+    out = capsys.readouterr().out
+    assert name in out and variant in out and "0.500 ± 0.100†" in out and "11.00 ± 1.00†" in out and "…" not in out
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Every figure the reports save, kept open for inspection: [(path name, figure)]."""
+    import reports.curves
+    import reports.table1
+    import reports.training
+
+    kept = []
+    for module in (reports.curves, reports.table1, reports.training):
+        monkeypatch.setattr(module, "save", lambda fig, path: kept.append((Path(path).name, fig)) or Path(path))
+    return kept
+
+
+def test_curve_bands_stay_in_the_metrics_range_and_say_what_they_are(figures):
+    import pandas as pd
+
+    from reports.curves import plot_curves
+
+    t = np.arange(1, 6)
+    for metric, (low, high), level in (("ssim", (-1, 1), 0.95), ("psnr", (0, np.inf), 1.0)):
+        curves = pd.DataFrame(dict(entry="m", t=t, mean=level, ci_low=level - 3, ci_high=level + 3, reference=False))
+        curves = curves.assign(ci_over="videos", n_seeds=1, higher_is_better=True)
+        plot_curves(curves, "title", metric, Path(f"{metric}.png"), {"m": 0})
+        ax = figures[-1][1].axes[0]
+        (band,) = ax.collections
+        ys = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+        assert ys.min() == max(level - 3, low) and ys.max() == min(level + 3, high)
+        note = " ".join(x.get_text() for x in ax.texts)
+        shown = "[-1, 1]" if metric == "ssim" else ">= 0"
+        assert f"bands: 95% t-interval of the mean over videos, clipped to {shown}" in note
+
+
+def test_mean_rank_figure_shows_cells_and_marks_a_model_ranked_on_fewer(figures):
+    import pandas as pd
+
+    from reports.table1 import mean_rank_plot
+
+    frame = pd.DataFrame(
+        dict(source="ours:quick", model=["CW-VAE", "RSSM", "VTA"], mean_rank=[1.5, 2.0, 1.0], cells=[4, 4, 2])
+    ).assign(total_cells=4)
+    mean_rank_plot(frame, Path("mean_rank.png"))
+    ax = figures[-1][1].axes[0]
+    labels = [x.get_text() for x in ax.get_yticklabels()]
+    texts = [x.get_text() for x in ax.texts]
+    assert labels == ["RSSM", "CW-VAE", "VTA *"]  # best at the top; VTA ranked on 2 of 4 cells only
+    assert texts[:3] == [" 2.00 (4/4 cells)", " 1.50 (4/4 cells)", " 1.00 (2/4 cells)"]
+    assert "ranked on fewer (dataset, metric) cells" in texts[3]
+    assert [bool(b.get_hatch()) for b in ax.patches] == [False, False, True]
+
+
+def test_every_panel_of_the_training_curves_has_labelled_axes(figures, tmp_path):
+    from test_reports import write_fake_run  # tests/ is on sys.path
+
+    from reports.training import write_training
+    from rundir.run import collect
+
+    write_fake_run(tmp_path, "cwvae", levels={"ssim": 0.5}, kl=[3.0, 1.0, 0.5])
+    write_training(collect(tmp_path), tmp_path / "report", {})
+    axes = figures[-1][1].axes
+    assert len(axes) == 4  # loss, then KL of levels 1-3
+    assert all(ax.get_xlabel() == "optimizer step" and ax.get_ylabel() for ax in axes)
+    assert axes[3].get_ylabel() == "KL of level 3 (nats per sequence)"
+
+
+def test_a_finished_run_has_its_own_sample_strip(out_dir, monkeypatch):
+    from PIL import Image
+
+    import reports.samples
+
+    drawn = []
+    real = reports.samples.strip_png
+    monkeypatch.setattr(reports.samples, "strip_png", lambda *a, **k: drawn.append(a) or real(*a, **k))
+    argv = ["--model", "copy_last", *SMOKE, "--out", str(out_dir), "--set", "eval.n_samples=2"]
+    assert main(argv) == 0
+    run = next((out_dir / "runs").rglob("config.yaml")).parent
+    with Image.open(run / "samples" / "strip.png") as png:
+        assert png.format == "PNG" and png.width > png.height > 0
+    saved = np.load(run / "samples" / "samples.npz")
+    ((gt, rows, context, title, path),) = drawn
+    assert np.array_equal(gt, saved["gt"][0]) and context == 36 and [n for n, _ in rows] == ["sample 1", "sample 2"]
+    assert np.array_equal(rows[1][1], saved["pred"][0, 1])
+    assert title == "copy_last on mmnist (preset smoke, seed 0): test video 1, open loop after 36 frames"
+
+
+def test_sample_gifs_wrap_long_names_instead_of_cutting_them(tmp_path):
+    from PIL import Image
+
+    from reports.samples import GIF_SCALE, LINE, strip_gif
+
+    gt = np.zeros((40, 16, 16, 1), np.uint8)
+    name = "CW-VAE [model.levels=2, model.factor=4, train.lr=0.001] (s0)"  # 60 characters, panels of 5
+    strip_gif(gt, [(name, gt[36:])], 36, tmp_path / "a.gif")
+    with Image.open(tmp_path / "a.gif") as gif:
+        lines = -(-len(name) // (16 * GIF_SCALE // 6))  # the whole name, 5 characters a line
+        assert gif.height >= 16 * GIF_SCALE + LINE * (lines + 1) - LINE  # header grown to hold it

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -35,17 +35,29 @@ from models.nets import eval_mode
 
 @dataclass(frozen=True)
 class SVGConfig:
-    backbone: str = "dcgan"  # frame encoder/decoder: dcgan (DCGAN-64) | vgg (VGG-64, the paper's KTH model)
-    g_dim: int = 128  # encoder output / decoder input size (official g_dim)
-    z_dim: int = 10  # latent size per frame (official z_dim)
-    rnn_size: int = 256  # LSTM units (official rnn_size)
-    predictor_layers: int = 2  # LSTM layers of the frame predictor (official predictor_rnn_layers)
-    posterior_layers: int = 1  # LSTM layers of the posterior q(z_t | x_1:t) (official posterior_rnn_layers)
-    prior_layers: int = 1  # LSTM layers of the learned prior p(z_t | x_1:t-1) (official prior_rnn_layers)
-    beta: float = 1e-4  # weight of the KL term (official beta)
-    nf: int = 64  # base conv width of the encoder/decoder (official: 64; smaller only for CPU presets)
-    n_past: int = 36  # training: frames whose skips the decoder uses; later frames reuse frame n_past - 1's
-    channels: int = 1  # image channels (filled from the dataset config)
+    backbone: str = field(
+        default="dcgan", metadata={"choices": ("dcgan", "vgg")}
+    )  # frame encoder/decoder: dcgan (DCGAN-64) | vgg (VGG-64, the paper's KTH model)
+    g_dim: int = field(default=128, metadata={"min": 1})  # encoder output / decoder input size (official g_dim)
+    z_dim: int = field(default=10, metadata={"min": 1})  # latent size per frame (official z_dim)
+    rnn_size: int = field(default=256, metadata={"min": 1})  # LSTM units (official rnn_size)
+    predictor_layers: int = field(
+        default=2, metadata={"min": 1}
+    )  # LSTM layers of the frame predictor (official predictor_rnn_layers)
+    posterior_layers: int = field(
+        default=1, metadata={"min": 1}
+    )  # LSTM layers of the posterior q(z_t | x_1:t) (official posterior_rnn_layers)
+    prior_layers: int = field(
+        default=1, metadata={"min": 1}
+    )  # LSTM layers of the learned prior p(z_t | x_1:t-1) (official prior_rnn_layers)
+    beta: float = field(default=1e-4, metadata={"min": 0})  # weight of the KL term (official beta)
+    nf: int = field(
+        default=64, metadata={"min": 1}
+    )  # base conv width of the encoder/decoder (official: 64; smaller only for CPU presets)
+    n_past: int = field(
+        default=36, metadata={"min": 1}
+    )  # training: frames whose skips the decoder uses; later frames reuse frame n_past - 1's
+    channels: int = field(default=1, metadata={"choices": (1, 3)})  # image channels (filled from the dataset config)
 
     @property
     def equivalent_dec_std(self) -> float:

@@ -12,7 +12,7 @@ adds the level's embedding of its k^(l-1) frames. Only level 1 is decoded.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -24,17 +24,23 @@ from models.nets import ConvDecoder, ConvEncoder, GaussianHead, apply_frames, ga
 
 @dataclass(frozen=True)
 class CWVAEConfig:
-    levels: int = 3  # number of levels in the hierarchy
-    factor: int = 6  # temporal abstraction factor k between neighbouring levels
-    stoch: int = 20  # |z|: stochastic state size per level (MineRL: 100)
-    deter: int = 200  # |h|: GRU deterministic state size per level (MineRL: 800)
-    hidden: int = 200  # hidden layers inside the cell (MineRL: 800)
-    enc_dense_layers: int = 3  # MLP layers that make the embedding of levels >= 2
-    enc_dense_hidden: int = 1000  # their hidden width (official enc_dense_embed_size)
-    min_std: float = 1e-4  # std = softplus(x) + min_std (official cell_min_stddev)
-    cnn_depth: int = 32  # channels of the first conv (official 32 * channels_mult); encoder output 32 * depth
-    channels: int = 1  # image channels (filled from the dataset config)
-    dec_std: float = 1.0  # fixed decoder std of the Gaussian NLL (filled from the dataset config)
+    levels: int = field(default=3, metadata={"min": 1})  # number of levels in the hierarchy
+    factor: int = field(default=6, metadata={"min": 1})  # temporal abstraction factor k between neighbouring levels
+    stoch: int = field(default=20, metadata={"min": 1})  # |z|: stochastic state size per level (MineRL: 100)
+    deter: int = field(default=200, metadata={"min": 1})  # |h|: GRU deterministic state size per level (MineRL: 800)
+    hidden: int = field(default=200, metadata={"min": 1})  # hidden layers inside the cell (MineRL: 800)
+    enc_dense_layers: int = field(default=3, metadata={"min": 1})  # MLP layers that make the embedding of levels >= 2
+    enc_dense_hidden: int = field(
+        default=1000, metadata={"min": 1}
+    )  # their hidden width (official enc_dense_embed_size)
+    min_std: float = field(default=1e-4, metadata={"min": 0})  # std = softplus(x) + min_std (official cell_min_stddev)
+    cnn_depth: int = field(
+        default=32, metadata={"min": 1}
+    )  # channels of the first conv (official 32 * channels_mult); encoder output 32 * depth
+    channels: int = field(default=1, metadata={"choices": (1, 3)})  # image channels (filled from the dataset config)
+    dec_std: float = field(
+        default=1.0, metadata={"above": 0}
+    )  # fixed decoder std of the Gaussian NLL (filled from the dataset config)
 
     def __post_init__(self):
         if self.levels < 1 or self.factor < 1:

@@ -330,6 +330,8 @@ def test_weights_with_a_bad_checksum_are_refused_before_anything_is_written(tmp_
         ("data.speed=4", "data.speed=4.0 is out of range; valid: in (0, 3.0]"),
         ("data.channels=2", "data.channels=2 is not a valid choice; valid: 1, 3"),
         ("data.n_test=0", "data.n_test=0 is out of range; valid: >= 1"),
+        ("model.stoch=0", "model.stoch=0 is out of range; valid: >= 1"),
+        ("model.min_std=-1", "model.min_std=-1.0 is out of range; valid: >= 0"),
     ],
 )
 def test_every_key_is_checked_against_its_range_before_anything(item, expected, out_dir, capsys):
@@ -343,12 +345,13 @@ def test_the_declared_ranges_hold_for_every_default_and_preset():
 
     from benchmarks.config import EvalConfig, TrainConfig, check_ranges, describe_range
     from datasets import dataset_names, get_dataset_class
-    from models import model_names
+    from models import get_model_class, model_names
 
     assert describe_range({"min": 9, "or": 0}) == "0 or >= 9"
     assert describe_range({"above": 0, "max": 3}) == "in (0, 3]"
     assert describe_range({"min": 1, "why": "x"}) == ">= 1 (x)"
     classes = [TrainConfig, EvalConfig] + [get_dataset_class(d).config_class for d in dataset_names()]
+    classes += [c for c in (get_model_class(m).config_class for m in model_names()) if c is not None]
     for cls in classes:  # every default of every config class is inside its own range
         defaults = {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls) if f.name != "name"}
         check_ranges(cls, defaults, cls.__name__)

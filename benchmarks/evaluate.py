@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks.memory import fix_mmap_threshold
+from benchmarks.memory import apply_allocator_policy
 from benchmarks.metrics import FRAME_METRICS
 from benchmarks.metrics.fvd import MIN_VIDEOS, FVDStream, fvd_lengths
 from benchmarks.metrics.i3d import VERSION as I3D_VERSION
@@ -134,7 +134,7 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
             "prepare longer videos or lower data.test_length"
         )
     check_context(model, e.context, length)
-    fix_mmap_threshold()  # memory flat over the horizon (benchmarks/memory.py)
+    apply_allocator_policy()  # no mmap, no trim (benchmarks/memory.py); idempotent
     clipped_fns, raw_fns = metric_functions(cfg)
     fns = {**clipped_fns, **raw_fns}
     model.eval()

@@ -1,34 +1,86 @@
-"""Keep evaluation memory flat over long horizons.
+"""One allocator policy for every cwbench process: training, evaluation, `bench.py speed`'s
+workers, suite and tuning workers, DDP ranks.
 
-glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), after
-which the freed memory of chunk-sized tensors stays in the heap, fragmented, and the
-process's resident memory grows with every chunk of a long open-loop horizon. Fixing the
-threshold at 1 MiB (what `MALLOC_MMAP_THRESHOLD_=1048576` does) hands every large tensor
-back to the system when it is freed. Measured with `python bench.py speed --model cwvae
---preset paper --horizons 100` / `1000` on this 2-core CPU: peak RSS 816 / 1,081 MB
-without it, 789 / 805 MB with it.
+glibc's malloc serves blocks above its mmap threshold with their own mmap and gives them
+back at every free; it also trims the top of the heap whenever more than
+M_TRIM_THRESHOLD is free there. A training step of the paper-size CW-VAE allocates and
+frees gigabytes of activations, so the same pages were faulted in again at every step:
+~4.8 million minor page faults and ~10 s of system time in a 17.6 s step on this 2-core
+CPU (issue 18). The policy turns both off — no mmapped blocks (M_MMAP_MAX = 0), no
+trimming (M_TRIM_THRESHOLD = 64 GiB) — so freed memory stays in the process and is
+reused. It replaces the 1 MiB mmap threshold the evaluation used to set for flat memory:
+docs/performance.md has the measurements of both (speed, and peak memory over a
+1000-frame horizon).
+
+It is applied twice: in this process by `mallopt`, and for every process started from it
+through the environment (MALLOC_MMAP_MAX_, MALLOC_TRIM_THRESHOLD_), which glibc reads when
+a process starts — spawned workers, `python -c` speed workers, torchrun's ranks. A user who
+sets either variable keeps their own setting (CWBENCH_MALLOC=system keeps glibc's defaults).
+Elsewhere than glibc (macOS, musl) it does nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
-M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
-_done = False
+M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
+M_MMAP_MAX = -4
+TRIM_THRESHOLD = 64 << 30  # bytes: never trim in practice
+POLICY = {"MALLOC_MMAP_MAX_": (M_MMAP_MAX, 0), "MALLOC_TRIM_THRESHOLD_": (M_TRIM_THRESHOLD, TRIM_THRESHOLD)}
+OPT_OUT = "CWBENCH_MALLOC"  # =system: leave glibc's defaults alone
+
+_applied: dict[str, int] | None = None
 
 
-def fix_mmap_threshold(threshold: int = 1 << 20) -> bool:
-    """Set glibc's mmap threshold once (no-op elsewhere). Returns whether it was set."""
-    global _done
-    if _done:
-        return True
+def libc() -> ctypes.CDLL | None:
+    """glibc, or None where there is none."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        _done = bool(libc.mallopt(M_MMAP_THRESHOLD, threshold))
-    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to do
-        return False
-    return _done
+        lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        lib.mallopt  # noqa: B018 - musl has no mallopt
+        lib.gnu_get_libc_version  # noqa: B018 - glibc only
+    except (OSError, AttributeError):
+        return None
+    return lib
+
+
+def apply_allocator_policy() -> dict[str, int]:
+    """Apply the policy to this process and (by the environment) to every process it starts.
+    Idempotent. Returns {variable: value} of what this call set (empty where the user set their
+    own, opted out, or the C library is not glibc)."""
+    global _applied
+    if _applied is not None:
+        return _applied
+    lib = libc()
+    _applied = {}
+    if lib is None or os.environ.get(OPT_OUT, "").lower() == "system":
+        return _applied
+    for name, (param, value) in POLICY.items():
+        if name in os.environ:  # the user's choice; glibc already applied it at start-up
+            continue
+        if lib.mallopt(param, value):
+            os.environ[name] = str(value)
+            _applied[name] = value
+    return _applied
+
+
+class MallInfo2(ctypes.Structure):
+    """glibc >= 2.33 `struct mallinfo2` (all size_t)."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
+    ] + [("keepcost", ctypes.c_size_t)]
+
+
+def mmapped_bytes() -> int | None:
+    """Bytes this process holds in mmapped malloc blocks (mallinfo2().hblkhd), None without glibc >= 2.33."""
+    lib = libc()
+    if lib is None or not hasattr(lib, "mallinfo2"):
+        return None
+    lib.mallinfo2.restype = MallInfo2
+    return int(lib.mallinfo2().hblkhd)

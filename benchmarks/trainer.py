@@ -38,6 +38,7 @@ from benchmarks.checkpoint import (  # noqa: F401  (CheckpointMismatch, Checkpoi
     check_config,
 )
 from benchmarks.loggers import silent
+from benchmarks.memory import apply_allocator_policy
 from benchmarks.optim import make_adam
 from benchmarks.progress import TrainProgress
 from benchmarks.protocol import to_video_tensor
@@ -243,6 +244,7 @@ def train(
     """Train (or resume) `model` for cfg.total_steps; returns TrainResult. loggers: benchmarks.loggers.Loggers
     (TensorBoard, W&B: the caller opens and closes them; train.jsonl is written here in any case)."""
     t = cfg.train
+    apply_allocator_policy()  # no mmap, no trim (benchmarks/memory.py); idempotent
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     if t.deterministic:

@@ -1,0 +1,111 @@
+"""The allocator policy (benchmarks/memory.py): applied in this process by mallopt, handed to
+every process started from it through the environment, and applied by training, evaluation
+and `bench.py speed`'s workers. Each case runs in a fresh interpreter: the policy is per process.
+
+The check is glibc's own count of mmapped blocks (mallinfo2().hblkhd) while a 64 MiB tensor is
+alive: glibc's default serves such a block by mmap (and unmaps it on free, the page faults
+the policy removes); under the policy it comes from the heap."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.memory import POLICY, mmapped_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+# mmapped bytes that a new 64 MiB tensor adds (blocks mmapped before the policy may still be alive)
+BIG = "import torch; from benchmarks.memory import mmapped_bytes; m0 = mmapped_bytes(); x = torch.ones(16 << 20)"
+ADDED = "mmapped_bytes() - m0"
+pytestmark = pytest.mark.skipif(mmapped_bytes() is None, reason="needs glibc >= 2.33 (mallinfo2)")
+
+
+def python(code: str, env: dict | None = None, args: tuple = ()) -> dict:
+    """Run `code` in a fresh interpreter that prints one JSON line; return it."""
+    base = {k: v for k, v in os.environ.items() if k not in POLICY and k != "CWBENCH_MALLOC"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**base, **(env or {})},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def probe(setup: str) -> str:
+    """Code that runs `setup`, then reports the mmapped bytes a 64 MiB tensor adds and the environment."""
+    env = "{k: os.environ.get(k) for k in %r}" % list(POLICY)
+    return f"import json, os\n{setup}\n{BIG}\nprint(json.dumps({{'mmapped': {ADDED}, 'env': {env}}}))"
+
+
+SETUP = "from benchmarks.memory import apply_allocator_policy; applied = apply_allocator_policy()"
+
+
+def test_without_the_policy_a_large_tensor_is_mmapped():
+    got = python(probe(""))
+    assert got["mmapped"] >= 64 << 20  # glibc's default: its own mmap, unmapped at free
+    assert got["env"] == {"MALLOC_MMAP_MAX_": None, "MALLOC_TRIM_THRESHOLD_": None}
+
+
+def test_the_policy_keeps_large_tensors_in_the_heap_and_sets_the_environment():
+    got = python(probe(SETUP))
+    assert got["mmapped"] == 0
+    assert got["env"] == {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(64 << 30)}
+
+
+def test_processes_started_after_the_policy_inherit_it():
+    """A child (a spawned suite or tuning worker, a `python -c` speed worker, a torchrun rank)
+    gets the policy from the environment at start-up, before it runs any of our code."""
+    code = f"""
+import json, subprocess, sys
+from benchmarks.memory import apply_allocator_policy
+apply_allocator_policy()
+child = "import json; {BIG}; print(json.dumps({ADDED}))"
+print(subprocess.run([sys.executable, "-c", child], capture_output=True, text=True).stdout.strip())
+"""
+    assert python(code) == 0
+
+
+def test_a_users_own_setting_and_the_opt_out_are_kept():
+    got = python(probe(SETUP), env={"MALLOC_MMAP_MAX_": "65536"})
+    assert got["env"]["MALLOC_MMAP_MAX_"] == "65536"  # untouched; the trim threshold still set
+    assert got["env"]["MALLOC_TRIM_THRESHOLD_"] == str(64 << 30)
+    got = python(probe(SETUP), env={"CWBENCH_MALLOC": "system"})
+    assert got["mmapped"] >= 64 << 20 and got["env"]["MALLOC_MMAP_MAX_"] is None
+
+
+def test_training_and_evaluation_apply_the_policy(tmp_path):
+    """The trainer and the evaluation apply it themselves (a library caller, a suite worker, each DDP
+    rank): a smoke-preset training, then an evaluation, each in a fresh process."""
+    code = f"""
+import json, os, sys, numpy as np, torch
+from pathlib import Path
+from benchmarks.config import resolve_config
+from benchmarks.trainer import build_seeded, train
+from benchmarks.evaluate import evaluate
+cfg = resolve_config("cwvae", "mmnist", "smoke", sets=["train.steps=1", "eval.n_videos=2", "eval.metrics=[ssim]"])
+model = build_seeded(cfg)
+videos = np.zeros((2, cfg.data.test_length, 64, 64, 1), np.uint8)
+step = train if sys.argv[-1] == "train" else evaluate
+step(model, cfg, videos, Path(r"{tmp_path}") / sys.argv[-1], torch.device("cpu"), progress=False)
+{BIG}
+print(json.dumps({{"mmapped": {ADDED}, "env": os.environ.get("MALLOC_MMAP_MAX_")}}))
+"""
+    for where in ("train", "evaluate"):
+        got = python(code, args=[where])
+        assert got == {"mmapped": 0, "env": "0"}, where
+
+
+def test_speed_workers_run_under_the_policy_or_the_systems_defaults():
+    from benchmarks.speed import worker_env
+
+    assert worker_env("system")["CWBENCH_MALLOC"] == "system"
+    assert not set(POLICY) & set(worker_env("system"))
+    with pytest.raises(ValueError, match="allocator must be 'policy' or 'system'"):
+        worker_env("jemalloc")

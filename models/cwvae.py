@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.base import VideoModel, register_model
+from models.fastpaths import enabled
 from models.nets import ConvDecoder, ConvEncoder, GaussianHead, apply_frames, gaussian_kl, gaussian_nll, keras_init_
 
 
@@ -69,13 +70,40 @@ class LevelCell(nn.Module):
         self.post_head = GaussianHead(cfg.hidden, cfg.stoch, cfg.min_std, self.STD_SHIFT)
 
     def prior(self, sample: Tensor, deter: Tensor, context: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        x = F.relu(self.prior_in(torch.cat([sample, context], -1)))
+        return self.prior_step(sample, deter, self.context_part(context))
+
+    def posterior(self, deter: Tensor, embed: Tensor) -> tuple[Tensor, Tensor]:
+        return self.posterior_step(deter, self.embed_part(embed))
+
+    # The first layers of the prior and the posterior read a concatenation, [sample, context] and
+    # [deter, embed]; W [a, b] = W_a a + W_b b, and the context and the embedding of every step are
+    # known before the recurrence, so their parts (with the bias) can be computed for all steps at
+    # once (hoisted_projections): one matrix product instead of one per step.
+
+    def context_part(self, context: Tensor) -> Tensor:
+        """W_c context + b of the prior's first layer: (..., stoch+deter) -> (..., hidden)."""
+        return F.linear(
+            context, self.prior_in.weight[:, self.prior_in.in_features - context.shape[-1] :], self.prior_in.bias
+        )
+
+    def embed_part(self, embed: Tensor) -> Tensor:
+        """W_e embed + b of the posterior's first layer: (..., E) -> (..., hidden)."""
+        return F.linear(
+            embed,
+            self.post_hidden1.weight[:, self.post_hidden1.in_features - embed.shape[-1] :],
+            self.post_hidden1.bias,
+        )
+
+    def prior_step(self, sample: Tensor, deter: Tensor, context_part: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        w = self.prior_in.weight[:, : sample.shape[-1]]
+        x = F.relu(F.linear(sample, w) + context_part)  # prior_in([sample, context])
         deter = self.gru(x, deter)  # (N, deter)
         mean, std = self.prior_head(F.relu(self.prior_hidden(deter)))
         return mean, std, deter
 
-    def posterior(self, deter: Tensor, embed: Tensor) -> tuple[Tensor, Tensor]:
-        x = F.relu(self.post_hidden1(torch.cat([deter, embed], -1)))
+    def posterior_step(self, deter: Tensor, embed_part: Tensor) -> tuple[Tensor, Tensor]:
+        w = self.post_hidden1.weight[:, : deter.shape[-1]]
+        x = F.relu(F.linear(deter, w) + embed_part)  # post_hidden1([deter, embed])
         return self.post_head(F.relu(self.post_hidden2(x)))
 
     def unroll(self, context: Tensor, embeds: Tensor | None, state: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
@@ -86,15 +114,21 @@ class LevelCell(nn.Module):
         Returns stacked (N, Tl, .) tensors and the last state.
         """
         sample, deter = state
+        hoisted = enabled("hoisted_projections")
+        if hoisted:
+            context = self.context_part(context)  # (N, Tl, hidden)
+            embeds = None if embeds is None else self.embed_part(embeds)  # (N, Tl, hidden)
+        prior = self.prior_step if hoisted else self.prior
+        posterior = self.posterior_step if hoisted else self.posterior
         out = {k: [] for k in ("prior_mean", "prior_std", "post_mean", "post_std", "sample", "deter")}
         for t in range(context.shape[1]):
-            prior_mean, prior_std, deter = self.prior(sample, deter, context[:, t])
+            prior_mean, prior_std, deter = prior(sample, deter, context[:, t])
             out["prior_mean"].append(prior_mean)
             out["prior_std"].append(prior_std)
             if embeds is None:
                 mean, std = prior_mean, prior_std
             else:
-                mean, std = self.posterior(deter, embeds[:, t])
+                mean, std = posterior(deter, embeds[:, t])
                 out["post_mean"].append(mean)
                 out["post_std"].append(std)
             sample = mean + std * torch.randn_like(std)

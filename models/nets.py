@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.fastpaths import enabled
+
 
 class ConvEncoder(nn.Module):
     """Frames (N, C, 64, 64) -> embeddings (N, 1024).
@@ -28,9 +30,11 @@ class ConvEncoder(nn.Module):
         self.out_dim = 8 * depth * 2 * 2
 
     def forward(self, x: Tensor) -> Tensor:
+        if enabled("channels_last"):
+            x = x.contiguous(memory_format=torch.channels_last)
         for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.2)
-        return x.permute(0, 2, 3, 1).flatten(1)  # (N, 2 * 2 * 256) in (H, W, C) order
+            x = leaky_relu(conv(x))
+        return x.permute(0, 2, 3, 1).flatten(1)  # (N, 2 * 2 * 256) in (H, W, C) order; a view when channels-last
 
 
 class ConvDecoder(nn.Module):
@@ -54,12 +58,53 @@ class ConvDecoder(nn.Module):
         self.out_activation = out_activation
 
     def forward(self, feat: Tensor) -> Tensor:
-        x = self.dense(feat)[:, :, None, None]  # (N, 1024, 1, 1)
-        for i, deconv in enumerate(self.deconvs):
-            x = deconv(x)
-            if i < len(self.deconvs) - 1:
-                x = F.leaky_relu(x, 0.2)
+        first, *rest = self.deconvs
+        if enabled("decoder_gemm"):
+            x = self.dense_and_first_deconv(feat)  # (N, 128, 5, 5)
+        else:
+            x = first(self.dense(feat)[:, :, None, None])  # (N, 1024, 1, 1) -> (N, 128, 5, 5)
+        for deconv in rest[:-1]:
+            x = deconv(leaky_relu(x))
+        x = last_deconv(rest[-1], leaky_relu(x))  # (N, C, 64, 64)
         return torch.tanh(x) if self.out_activation == "tanh" else x  # (N, C, 64, 64)
+
+    def dense_and_first_deconv(self, feat: Tensor) -> Tensor:
+        """dense, then the first transposed conv, as matrix products: (N, F) -> (N, 128, 5, 5).
+
+        On a 1x1 input a transposed conv is a matrix product, out[n, c, i, j] = sum_k x[n, k] W[k, c, i, j]
+        + b[c], and the dense layer before it has no activation, so both are one product with the
+        weight W_d^T W (F x 3200), made once per call where the batch is large enough to pay for it."""
+        first = self.deconvs[0]
+        N, F_in = feat.shape
+        D, C1, k = first.in_channels, first.out_channels, first.kernel_size[0]
+        channels_last = enabled("channels_last")
+        # columns in (i, j, c) order give a channels-last output, in (c, i, j) order a contiguous one
+        w = (first.weight.permute(0, 2, 3, 1) if channels_last else first.weight).flatten(1)  # (D, k*k*C1)
+        bias = first.bias.repeat(k * k) if channels_last else first.bias.repeat_interleave(k * k)  # (k*k*C1,)
+        cols = k * k * C1
+        if N * (F_in * D + D * cols - F_in * cols) > F_in * D * cols:  # fewer multiply-adds with the product
+            x = torch.addmm(self.dense.bias @ w + bias, feat, self.dense.weight.t() @ w)  # (N, cols)
+        else:
+            x = torch.addmm(bias, self.dense(feat), w)  # (N, cols)
+        if channels_last:
+            return x.view(N, k, k, C1).permute(0, 3, 1, 2)  # (N, C1, k, k), channels-last strides
+        return x.view(N, C1, k, k)
+
+
+def last_deconv(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:
+    """The decoder's last transposed conv. On the CPU in float32, by matrix product and col2im
+    (torch's native kernel): oneDNN is several times slower for a layer with one output channel."""
+    native = enabled("native_last_deconv") and x.device.type == "cpu" and x.dtype == deconv.weight.dtype
+    if not native or deconv.out_channels > 3:
+        return deconv(x)
+    return torch.ops.aten.slow_conv_transpose2d(
+        x, deconv.weight, deconv.kernel_size, deconv.bias, deconv.stride, deconv.padding, deconv.output_padding
+    )
+
+
+def leaky_relu(x: Tensor) -> Tensor:
+    """The paper's leaky ReLU (slope 0.2), in place on a conv's fresh output where allowed."""
+    return F.leaky_relu_(x, 0.2) if enabled("inplace_activations") else F.leaky_relu(x, 0.2)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,113 @@
+"""Each speed feature of models/fastpaths.py computes what the plain code computes: loss,
+gradients and predictions with the feature on equal those with it off.
+
+Tolerances: in float64 the two orders of summation agree to ~1e-12 relative (checked at
+1e-9); in float32, as trained, to ~1e-5 relative on the loss and gradients (checked at 1e-4)."""
+
+import contextlib
+
+import pytest
+import torch
+
+from models import get_model_class
+from models.fastpaths import FEATURES, check_names, disabled, enabled
+from models.nets import ConvDecoder, ConvEncoder
+
+# CW-VAE with every layer of the paper's model at reduced widths (3 levels, factor 2)
+SMALL = dict(levels=3, factor=2, stoch=4, deter=8, hidden=8, enc_dense_hidden=16, cnn_depth=4)
+
+
+@pytest.fixture
+def default_dtype():
+    """Run a test in a default dtype (the models make their initial states in it)."""
+    before = torch.get_default_dtype()
+
+    def use(dtype):
+        torch.set_default_dtype(dtype)
+
+    yield use
+    torch.set_default_dtype(before)
+
+
+def loss_and_grads(model, video, seed=0):
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)  # the same latent noise in both runs
+    loss, _ = model.loss(video)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def assert_same(a, b, rtol, what):
+    scale = b.abs().max().clamp_min(1e-12)
+    err = float((a - b).abs().max() / scale)
+    assert err <= rtol, f"{what}: relative difference {err:.3g} > {rtol}"
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-9), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("feature", [*FEATURES, "all"])
+def test_cwvae_loss_and_gradients_equal_with_the_feature_off(feature, dtype, rtol, default_dtype):
+    default_dtype(dtype)
+    torch.manual_seed(0)
+    model = get_model_class("cwvae")(**SMALL).to(dtype)
+    video = torch.rand(3, 8, 1, 64, 64, dtype=dtype)
+    loss_on, grads_on = loss_and_grads(model, video)
+    with disabled(*([] if feature == "all" else [feature])):
+        loss_off, grads_off = loss_and_grads(model, video)
+    assert_same(loss_on, loss_off, rtol, "loss")
+    assert grads_on.keys() == grads_off.keys() and len(grads_on) == len(list(model.parameters()))
+    for name in grads_on:
+        assert_same(grads_on[name], grads_off[name], rtol, f"gradient of {name}")
+
+
+@pytest.mark.parametrize("model_name", ["cwvae", "notmpabs"])
+def test_open_loop_predictions_equal_with_the_features_off(model_name, default_dtype):
+    from benchmarks.protocol import open_loop
+
+    default_dtype(torch.float64)
+    torch.manual_seed(0)
+    hparams = SMALL if model_name == "cwvae" else {**SMALL, "factor": 1}
+    model = get_model_class(model_name)(**hparams).double().eval()
+    video = torch.rand(2, 4 + 6, 1, 64, 64, dtype=torch.float64)
+    on = open_loop(model, video, 4, seed=3)
+    with disabled():
+        off = open_loop(model, video, 4, seed=3)
+    assert on.shape == (2, 1, 6, 1, 64, 64)
+    assert_same(on, off, 1e-9, "predictions")
+
+
+@pytest.mark.parametrize("batch", [2, 600])  # below and above the size where the merged weight pays
+def test_decoder_dense_and_first_deconv_as_one_product(batch):
+    """Both branches of decoder_gemm (weights multiplied first, or not) against dense + conv."""
+    torch.manual_seed(0)
+    dec = ConvDecoder(28, 1, 4).double()
+    feat = torch.randn(batch, 28, dtype=torch.float64)
+    for channels_last in (True, False):
+        with contextlib.nullcontext() if channels_last else disabled("channels_last"):
+            got = dec.dense_and_first_deconv(feat)
+        want = dec.deconvs[0](dec.dense(feat)[:, :, None, None])  # (N, 16, 5, 5)
+        assert got.shape == want.shape == (batch, 16, 5, 5)
+        assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
+        assert_same(got, want, 1e-12, "first deconv")
+
+
+def test_encoder_and_decoder_equal_in_float32_at_the_paper_width():
+    torch.manual_seed(0)
+    enc, dec = ConvEncoder(1, 32), ConvDecoder(220, 1, 32)
+    frames, feat = torch.rand(40, 1, 64, 64), torch.randn(40, 220)
+    with torch.no_grad():
+        on = enc(frames), dec(feat)
+        with disabled():
+            off = enc(frames), dec(feat)
+    assert on[0].shape == (40, 1024) and on[1].shape == (40, 1, 64, 64)
+    for a, b, what in zip(on, off, ("encoder", "decoder")):
+        assert_same(a, b, 1e-5, what)
+
+
+def test_feature_names_are_checked():
+    with pytest.raises(KeyError, match="unknown speed feature 'nope'"):
+        enabled("nope")
+    with pytest.raises(ValueError, match="valid: decoder_gemm"):
+        check_names(["decoder_gemm", "nope"])
+    with disabled("channels_last"):
+        assert not enabled("channels_last") and enabled("decoder_gemm")
+    assert all(enabled(f) for f in FEATURES)  # restored

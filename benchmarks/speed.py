@@ -8,7 +8,9 @@ is not part of the timed step).
 from __future__ import annotations
 
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -46,7 +48,7 @@ def measure_train(model, cfg, device, steps: int, warmup: int, batch: int) -> di
     from benchmarks.trainer import make_optimizer
 
     t = cfg.train
-    video = torch.rand(batch, t.seq_len, cfg.data.channels, cfg.data.size, cfg.data.size, device=device)
+    video = synthetic(batch, t.seq_len, (cfg.data.channels, cfg.data.size, cfg.data.size), device)
     opt = make_optimizer(model, cfg)
     model.train()
     amp = t.amp == "bf16" and device.type == "cuda"
@@ -62,39 +64,63 @@ def measure_train(model, cfg, device, steps: int, warmup: int, batch: int) -> di
     for _ in range(warmup):
         step()
     sync(device)
-    tic = time.perf_counter()
+    times, before = [], resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(steps):
+        tic = time.perf_counter()
         step()
-    sync(device)
-    seconds = time.perf_counter() - tic
-    return {"train_frames_per_s": steps * batch * t.seq_len / seconds, "train_step_s": seconds / steps}
+        sync(device)
+        times.append(time.perf_counter() - tic)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    seconds = statistics.median(times)
+    return {
+        "train_frames_per_s": batch * t.seq_len / seconds,  # of the median step
+        "train_step_s": seconds,
+        "train_step_s_all": times,
+        "train_minor_faults_per_step": (after.ru_minflt - before.ru_minflt) / steps,
+        "train_sys_s_per_step": (after.ru_stime - before.ru_stime) / steps,
+    }
 
 
-def measure_predict(model, cfg, device, horizon: int, batch: int, warmup: int) -> dict:
-    """Open loop as the evaluation runs it: chunked predictions, each scored and dropped."""
-    from benchmarks.memory import fix_mmap_threshold
+def measure_predict(
+    model, cfg, device, horizon: int, batch: int, warmup: int, reps: int = 1, score: bool = True
+) -> dict:
+    """Open loop as the evaluation runs it: chunked predictions, each scored with SSIM (score=False:
+    not scored, the official code's eval work) and dropped. Median of `reps` runs."""
     from benchmarks.metrics import ssim
     from benchmarks.protocol import open_loop_chunks
 
-    fix_mmap_threshold()  # as the evaluation does
     context = cfg.eval.context
     shape = (cfg.data.channels, cfg.data.size, cfg.data.size)
-    observed = torch.rand(batch, context, *shape, device=device)
+    observed = synthetic(batch, context, shape, device)
     target = torch.rand(batch, 1, *shape, device=device)
     model.eval()
 
     def run(h: int) -> None:
         for part in open_loop_chunks(model, observed, h, chunk=cfg.eval.chunk):
-            ssim(part.flatten(0, 2), target.expand(-1, part.shape[2], -1, -1, -1).flatten(0, 1))
+            if score:
+                ssim(part.flatten(0, 2), target.expand(-1, part.shape[2], -1, -1, -1).flatten(0, 1))
 
     for _ in range(warmup):
         run(min(horizon, 8))
-    sync(device)
-    tic = time.perf_counter()
-    run(horizon)
-    sync(device)
-    seconds = time.perf_counter() - tic
-    return {"predict_frames_per_s": batch * horizon / seconds, "horizon": horizon}
+    times = []
+    for _ in range(reps):
+        sync(device)
+        tic = time.perf_counter()
+        run(horizon)
+        sync(device)
+        times.append(time.perf_counter() - tic)
+    seconds = statistics.median(times)
+    return {"predict_frames_per_s": batch * horizon / seconds, "horizon": horizon, "predict_s_all": times}
+
+
+def synthetic(batch: int, length: int, shape: tuple, device) -> torch.Tensor:
+    """(B, T, C, H, W) float32 uniform in [0, 1) from numpy's default_rng(0): the same values
+    benchmarks/official_speed.py feeds the official code (in its (B, T, H, W, C) layout)."""
+    import numpy as np
+
+    C, H, W = shape
+    video = np.random.default_rng(0).random((batch, length, H, W, C), dtype=np.float32)
+    return torch.from_numpy(video).permute(0, 1, 4, 2, 3).contiguous().to(device)
 
 
 def amp_difference(model, cfg, device, batch: int) -> dict:
@@ -152,8 +178,13 @@ def measure_metrics(device, frames: int = 256) -> dict:
 def worker(spec: dict) -> dict:
     """One measurement in this process; returns its numbers and this process's peak memory."""
     from benchmarks.config import resolve_config
+    from benchmarks.memory import apply_allocator_policy
     from benchmarks.pipeline import resolve_device
     from benchmarks.trainer import build_seeded
+    from models.fastpaths import set_disabled
+
+    apply_allocator_policy()  # as training and evaluation run (`--allocator system`: glibc's defaults)
+    set_disabled(spec.get("off", []))
 
     device = resolve_device(spec["device"])
     if device.type == "cuda":
@@ -180,9 +211,23 @@ def worker(spec: dict) -> dict:
 
                 model.observe_training_data(np.zeros((1, 1, 64, 64, cfg.data.channels), dtype=np.uint8))
             batch = spec.get("eval_batch") or cfg.eval.batch_size
-            result |= measure_predict(model, cfg, device, spec["horizon"], batch, spec["warmup"])
+            reps, score = spec.get("reps", 1), spec.get("score", True)
+            result |= measure_predict(model, cfg, device, spec["horizon"], batch, spec["warmup"], reps, score)
             result["eval_batch"] = batch
     return {**result, "peak_rss_mb": peak_rss_mb(), "cuda_max_alloc_mb": cuda_peak_mb(device)}
+
+
+def worker_env(allocator: str = "policy") -> dict[str, str]:
+    """The environment of a measurement's process: ours (which carries the allocator policy once
+    it is applied), or with allocator="system" glibc's defaults (the policy's variables removed)."""
+    from benchmarks.memory import OPT_OUT, POLICY
+
+    env = dict(os.environ)
+    if allocator == "system":
+        env = {k: v for k, v in env.items() if k not in POLICY} | {OPT_OUT: "system"}
+    elif allocator != "policy":
+        raise ValueError(f"allocator must be 'policy' or 'system', got {allocator!r}")
+    return env
 
 
 def run_isolated(spec: dict, timeout: float = 3600) -> dict:
@@ -194,9 +239,29 @@ def run_isolated(spec: dict, timeout: float = 3600) -> dict:
         text=True,
         timeout=timeout,
         cwd=Path(__file__).resolve().parents[1],
+        env=worker_env(spec.get("allocator", "policy")),
     )
     if proc.returncode == -9:
         return {"error": "killed by SIGKILL (out of memory?); try a smaller --batch"}
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_official(python: str, official: str, kind: str, timeout: float = 3600, **options) -> dict:
+    """benchmarks/official_speed.py under `python` (one with tensorflow-cpu) on the official code at
+    `official`, in glibc's default allocator (as a user runs the official code). Returns its JSON,
+    or {"error": ...}."""
+    script = Path(__file__).with_name("official_speed.py")
+    cmd = [python, str(script), "--official", str(official), "--kind", kind]
+    for key, value in options.items():
+        cmd += [f"--{key}", str(value)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=worker_env("system"))
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return {"error": f"{type(e).__name__}: {e}"}
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        return {"error": f"official code ({' '.join(cmd)}): {tail[0]}"}
+    return json.loads(lines[-1])

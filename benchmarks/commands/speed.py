@@ -2,9 +2,14 @@
 
     python bench.py speed [--model M ...] [--preset paper] [--device cuda] [--steps N]
                           [--horizons 100 1000] [--batch B] [--out results]
+                          [--allocator system] [--off FEATURE ...]
+    python bench.py speed --against-official --official PATH --official-python PYTHON [--rounds 2]
 
 Prints a rich table and appends one row per model to <out>/speed.csv with the machine,
-device, torch version and git commit.
+device, torch version and git commit. With --against-official: CW-VAE's paper configuration
+against the official TensorFlow code (benchmarks/official_speed.py, run under PYTHON on the
+checkout at PATH; the project does not ship that code), alternated round by round, and the
+ratio; rows appended to <out>/speed_official.csv.
 """
 
 from __future__ import annotations
@@ -39,7 +44,125 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-metrics", action="store_true", help="skip the metric throughput measurement")
     p.add_argument("--amp-check", action="store_true", help="compare bf16 autocast with fp32 on a fixed batch")
     p.add_argument("--out", default="results")
+    p.add_argument(
+        "--allocator",
+        default="policy",
+        choices=["policy", "system"],
+        help="the allocator policy of benchmarks/memory.py (default) or glibc's defaults, to measure it",
+    )
+    p.add_argument(
+        "--off", nargs="+", default=[], metavar="FEATURE", help="speed features to turn off (see models/fastpaths.py)"
+    )
+    official = p.add_argument_group("side by side with the official CW-VAE code")
+    official.add_argument(
+        "--against-official", action="store_true", help="time cwvae and the official code, print the ratio"
+    )
+    official.add_argument("--official", help="checkout of github.com/vaibhavsaxena11/cwvae")
+    official.add_argument("--official-python", help="a python with tensorflow-cpu (e.g. /tmp/venv-tf/bin/python)")
+    official.add_argument("--rounds", type=int, default=2, help="rounds, each timing ours then the official code")
+    official.add_argument("--reps", type=int, default=3, help="timed open-loop runs per round")
     return p
+
+
+def against_official(args, console) -> int:
+    """CW-VAE (paper config) against the official code: training and open-loop prediction, alternated."""
+    import statistics
+
+    from rich.table import Table
+
+    from benchmarks.speed import run_isolated, run_official
+
+    missing = [f"--{n}" for n in ("official", "official_python") if not getattr(args, n)]
+    if missing:
+        raise UsageError(
+            f"--against-official needs {' and '.join(m.replace('_', '-') for m in missing)}: "
+            "a checkout of the official CW-VAE code and a python with tensorflow-cpu (docs/performance.md)"
+        )
+    if not (Path(args.official) / "cwvae.py").exists():
+        raise UsageError(
+            f"--official {args.official} has no cwvae.py; give a checkout of github.com/vaibhavsaxena11/cwvae"
+        )
+    horizon = max(args.horizons)
+    eval_batch = args.eval_batch or 10
+    base = {
+        "device": "cpu",
+        "preset": "paper",
+        "warmup": args.warmup,
+        "sets": args.sets,
+        "model": "cwvae",
+        "allocator": args.allocator,
+        "off": args.off,
+    }
+    steps = {"ours": [], "official": []}
+    runs = {"ours": [], "official": []}
+    errors = []
+    for r in range(args.rounds):
+        console.print(f"round {r + 1}/{args.rounds}: training, cwbench then official ...")
+        ours = run_isolated({**base, "kind": "train", "steps": args.steps, "batch": args.batch})
+        theirs = run_official(
+            args.official_python, args.official, "train", steps=args.steps, warmup=args.warmup, batch=args.batch or 50
+        )
+        console.print(f"round {r + 1}/{args.rounds}: open loop {eval_batch} x {horizon}, cwbench then official ...")
+        ours_p = run_isolated(
+            {**base, "kind": "predict", "horizon": horizon, "eval_batch": eval_batch, "reps": args.reps, "score": False}
+        )
+        theirs_p = run_official(
+            args.official_python, args.official, "predict", horizon=horizon, batch=eval_batch, reps=args.reps
+        )
+        for name, result in (
+            ("cwbench train", ours),
+            ("official train", theirs),
+            ("cwbench predict", ours_p),
+            ("official predict", theirs_p),
+        ):
+            if "error" in result:
+                errors.append(f"{name}: {result['error']}")
+        steps["ours"] += ours.get("train_step_s_all", [])
+        steps["official"] += theirs.get("seconds", [])
+        runs["ours"] += ours_p.get("predict_s_all", [])
+        runs["official"] += theirs_p.get("seconds", [])
+    for e in errors:
+        console.print(f"[red]{e}[/red]")
+    if not all(steps.values()) or not all(runs.values()):
+        return 1
+    batch = args.batch or 50
+    train_frames, pred_frames = batch * 100, eval_batch * horizon
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    row = {
+        "time": stamp,
+        **machine_info(),
+        "rounds": args.rounds,
+        "allocator": args.allocator,
+        "off": " ".join(args.off),
+    }
+    table = Table(title=f"CW-VAE, paper config, side by side ({args.rounds} rounds, medians)")
+    for col in (
+        "implementation",
+        "training s/step",
+        "training frames/s",
+        f"open loop {eval_batch} x {horizon}: frames/s",
+    ):
+        table.add_column(col, justify="right")
+    for who in ("official", "ours"):
+        step_s, pred_s = statistics.median(steps[who]), statistics.median(runs[who])
+        row |= {
+            f"{who}_train_step_s": step_s,
+            f"{who}_train_frames_per_s": train_frames / step_s,
+            f"{who}_predict_frames_per_s": pred_frames / pred_s,
+            f"{who}_train_steps_s": " ".join(f"{x:.3f}" for x in steps[who]),
+            f"{who}_predict_runs_s": " ".join(f"{x:.3f}" for x in runs[who]),
+        }
+        label = "official TF code" if who == "official" else "cwbench"
+        table.add_row(label, f"{step_s:.2f}", f"{train_frames / step_s:,.0f}", f"{pred_frames / pred_s:,.0f}")
+    row["train_ratio"] = row["ours_train_frames_per_s"] / row["official_train_frames_per_s"]
+    row["predict_ratio"] = row["ours_predict_frames_per_s"] / row["official_predict_frames_per_s"]
+    table.add_row("ratio (cwbench / official)", "", f"{row['train_ratio']:.2f}x", f"{row['predict_ratio']:.2f}x")
+    console.print(table)
+    path = Path(args.out) / "speed_official.csv"
+    old = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    write_csv(path, pd.concat([old, pd.DataFrame([row])], ignore_index=True))
+    console.print(f"appended to {path}")
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -49,24 +172,36 @@ def main(argv: list[str]) -> int:
     from models import get_model_class, model_names
 
     args = parser().parse_args(argv)
+    console = Console(width=None if sys.stdout.isatty() else 160)  # logs keep the whole table
+    from models.fastpaths import check_names
+
+    try:
+        check_names(args.off)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.against_official:
+        return against_official(args, console)
     known = model_names()
     models = args.model or [m for m in DEFAULT_MODELS if m in known]
     unknown = [m for m in models if m not in known and ":" not in m]
     if unknown:
         raise UsageError(f"unknown model(s) {unknown}; valid: {', '.join(known)}")
     base = {"device": args.device, "preset": args.preset, "warmup": args.warmup, "sets": args.sets, "tf32": args.tf32}
+    base |= {"allocator": args.allocator, "off": args.off}
     info = machine_info()
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     rows = []
-    console = Console(width=None if sys.stdout.isatty() else 160)  # logs keep the whole table
     for model in models:
         console.print(f"[bold]{model}[/bold]: training ({args.steps} steps) ...")
         row = {"time": stamp, **info, "device": args.device, "preset": args.preset, "model": model}
+        row |= {"allocator": args.allocator, "off": " ".join(args.off)}
         train = run_isolated({**base, "kind": "train", "model": model, "steps": args.steps, "batch": args.batch})
         row |= {
             f"train_{k}" if k in ("peak_rss_mb", "cuda_max_alloc_mb", "error", "note") else k: v
             for k, v in train.items()
         }
+        if "train_step_s_all" in row:  # one cell: the timed steps' seconds
+            row["train_step_s_all"] = " ".join(f"{x:.3f}" for x in row["train_step_s_all"])
         for horizon in args.horizons:
             console.print(f"[bold]{model}[/bold]: open loop, horizon {horizon} ...")
             pred = run_isolated(

@@ -40,7 +40,7 @@ def python(code: str, env: dict | None = None, args: tuple = ()) -> dict:
 
 def probe(setup: str) -> str:
     """Code that runs `setup`, then reports the mmapped bytes a 64 MiB tensor adds and the environment."""
-    env = "{k: os.environ.get(k) for k in %r}" % list(POLICY)
+    env = f"{{k: os.environ.get(k) for k in {list(POLICY)!r}}}"
     return f"import json, os\n{setup}\n{BIG}\nprint(json.dumps({{'mmapped': {ADDED}, 'env': {env}}}))"
 
 

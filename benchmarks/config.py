@@ -138,7 +138,9 @@ class TrainConfig:
     ckpt_every: int = field(default=200, metadata={"min": 1})  # steps between checkpoints (and always at the end)
     deterministic: bool = True  # torch deterministic algorithms (bit-identical resume on CPU)
     skip_nonfinite: bool = False  # skip (and log) batches with a non-finite loss instead of stopping
-    amp: str = field(default="off", metadata={"choices": ("off", "bf16")})  # mixed precision on CUDA: off | bf16
+    amp: str = field(
+        default="off", metadata={"choices": ("off", "bf16")}
+    )  # bf16 autocast in training (CUDA, CPU): off | bf16
     num_threads: int = field(default=0, metadata={"min": 0})  # torch CPU threads; 0 = torch's default
     # where training can be watched (benchmarks/loggers.py): jsonl (train.jsonl, always on), tensorboard, wandb
     loggers: tuple[str, ...] = field(default=("jsonl",), metadata={"choices": LOGGERS})

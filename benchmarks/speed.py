@@ -51,7 +51,7 @@ def measure_train(model, cfg, device, steps: int, warmup: int, batch: int) -> di
     video = synthetic(batch, t.seq_len, (cfg.data.channels, cfg.data.size, cfg.data.size), device)
     opt = make_optimizer(model, cfg)
     model.train()
-    amp = t.amp == "bf16" and device.type == "cuda"
+    amp = t.amp == "bf16"  # CUDA, or a CPU (fast where it has native bf16: avx512_bf16, AMX)
 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -181,7 +181,7 @@ def worker(spec: dict) -> dict:
     from benchmarks.memory import apply_allocator_policy
     from benchmarks.pipeline import resolve_device
     from benchmarks.trainer import build_seeded
-    from models.fastpaths import set_disabled
+    from models.fastpaths import compile_steps, set_disabled
 
     apply_allocator_policy()  # as training and evaluation run (`--allocator system`: glibc's defaults)
     set_disabled(spec.get("off", []))
@@ -197,6 +197,8 @@ def worker(spec: dict) -> dict:
         cfg = resolve_config(spec["model"], "mmnist", spec["preset"], sets=spec.get("sets", []))
         model = build_seeded(cfg).to(device)
         result = {"params": model.num_params()}
+        if spec.get("compile"):
+            result["compiled_cells"] = compile_steps(model, spec["compile"])
         if spec["kind"] == "amp":
             return {**result, **amp_difference(model, cfg, device, spec.get("batch") or 2)}
         if spec["kind"] == "train":

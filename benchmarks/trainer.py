@@ -313,7 +313,7 @@ def train(
 
         step_fn = DistributedDataParallel(distributed.LossModule(model))
     frames_per_step = t.batch_size * t.seq_len
-    amp = t.amp == "bf16" and device.type == "cuda"
+    amp = t.amp == "bf16"  # CUDA, or a CPU (fast where it has native bf16: avx512_bf16, AMX)
     saved = start
     with (
         open(log_path if main_rank else os.devnull, "a") as log,

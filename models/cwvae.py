@@ -106,6 +106,12 @@ class LevelCell(nn.Module):
         x = F.relu(F.linear(deter, w) + embed_part)  # post_hidden1([deter, embed])
         return self.post_head(F.relu(self.post_hidden2(x)))
 
+    def compile_steps(self, mode: str) -> None:
+        """torch.compile this level's step functions (models/fastpaths.py compile_steps); used by the
+        hoisted path, the one the unroll takes by default."""
+        self.prior_step = torch.compile(self.prior_step, mode=mode, dynamic=False)
+        self.posterior_step = torch.compile(self.posterior_step, mode=mode, dynamic=False)
+
     def unroll(self, context: Tensor, embeds: Tensor | None, state: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
         """Run the level over its own steps.
 

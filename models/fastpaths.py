@@ -24,6 +24,7 @@ FEATURES = {
 }
 
 _off: set[str] = set()
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 
 def enabled(name: str) -> bool:
@@ -56,3 +57,16 @@ def disabled(*names: str):
     finally:
         _off.clear()
         _off.update(before)
+
+
+def compile_steps(model, mode: str = "default") -> int:
+    """torch.compile the per-step functions of every recurrent cell in `model` that has them
+    (`compile_steps(mode)`: CW-VAE's levels, hence also RSSM), each a small graph called once per
+    step. mode="reduce-overhead" captures them as CUDA graphs on a GPU (the small-kernel
+    recurrence); on the CPU "default" fuses their elementwise ops. Returns how many cells."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"unknown compile mode {mode!r}; valid: {', '.join(COMPILE_MODES)}")
+    cells = [m for m in model.modules() if hasattr(m, "compile_steps") and m is not model]
+    for cell in cells:
+        cell.compile_steps(mode)
+    return len(cells)

@@ -111,3 +111,44 @@ def test_feature_names_are_checked():
     with disabled("channels_last"):
         assert not enabled("channels_last") and enabled("decoder_gemm")
     assert all(enabled(f) for f in FEATURES)  # restored
+
+
+@pytest.mark.slow  # inductor compiles C++ on the CPU: ~1 minute
+def test_compiled_steps_give_the_eager_loss_gradients_and_predictions():
+    from benchmarks.protocol import open_loop
+    from models.fastpaths import compile_steps
+
+    torch.manual_seed(0)
+    model = get_model_class("cwvae")(**SMALL)
+    video = torch.rand(2, 8, 1, 64, 64)
+    loss_eager, grads_eager = loss_and_grads(model, video)
+    pred_eager = open_loop(model.eval(), video, 4, seed=1)
+    assert compile_steps(model.train(), "default") == SMALL["levels"]
+    loss_compiled, grads_compiled = loss_and_grads(model, video)
+    pred_compiled = open_loop(model.eval(), video, 4, seed=1)
+    assert_same(loss_compiled, loss_eager, 1e-5, "loss")
+    for name in grads_eager:
+        assert_same(grads_compiled[name], grads_eager[name], 1e-4, f"gradient of {name}")
+    assert_same(pred_compiled, pred_eager, 1e-5, "predictions")
+    with pytest.raises(ValueError, match="unknown compile mode 'fast'"):
+        compile_steps(model, "fast")
+
+
+def test_bf16_autocast_on_the_cpu_keeps_loss_and_predictions_within_tolerance():
+    """train.amp=bf16 (CUDA or CPU): the loss within 1e-3 relative of fp32's, the open-loop predictions
+    within 1e-2 (the measured differences are ~2e-6 and ~2e-4; docs/performance.md has the paper size)."""
+    from benchmarks.protocol import open_loop
+
+    torch.manual_seed(0)
+    model = get_model_class("cwvae")(**SMALL)
+    video = torch.rand(2, 8, 1, 64, 64)
+    out = {}
+    for amp in (False, True):
+        torch.manual_seed(0)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            loss, _ = model.loss(video)
+            pred = open_loop(model.eval(), video, 4, seed=1)
+        model.train()
+        out[amp] = loss.float(), pred.float()
+    assert_same(out[True][0], out[False][0], 1e-3, "loss")
+    assert float((out[True][1] - out[False][1]).abs().max()) < 1e-2

@@ -24,6 +24,7 @@ import pandas as pd
 from benchmarks.commands import UsageError, add_set_argument
 from benchmarks.pipeline import machine_info
 from benchmarks.speed import paper_rate, run_isolated
+from models.fastpaths import COMPILE_MODES
 from rundir.atomic import write_csv
 
 DEFAULT_MODELS = ["cwvae", "notmpabs", "rssm", "vta", "svg", "copy_last"]
@@ -52,6 +53,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--off", nargs="+", default=[], metavar="FEATURE", help="speed features to turn off (see models/fastpaths.py)"
+    )
+    p.add_argument(
+        "--compile",
+        default="",
+        choices=["", *COMPILE_MODES],
+        help="torch.compile the recurrent cells' steps in this mode (reduce-overhead: CUDA graphs)",
     )
     official = p.add_argument_group("side by side with the official CW-VAE code")
     official.add_argument(
@@ -92,6 +99,7 @@ def against_official(args, console) -> int:
         "model": "cwvae",
         "allocator": args.allocator,
         "off": args.off,
+        "compile": args.compile,
     }
     steps = {"ours": [], "official": []}
     runs = {"ours": [], "official": []}
@@ -187,14 +195,14 @@ def main(argv: list[str]) -> int:
     if unknown:
         raise UsageError(f"unknown model(s) {unknown}; valid: {', '.join(known)}")
     base = {"device": args.device, "preset": args.preset, "warmup": args.warmup, "sets": args.sets, "tf32": args.tf32}
-    base |= {"allocator": args.allocator, "off": args.off}
+    base |= {"allocator": args.allocator, "off": args.off, "compile": args.compile}
     info = machine_info()
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     rows = []
     for model in models:
         console.print(f"[bold]{model}[/bold]: training ({args.steps} steps) ...")
         row = {"time": stamp, **info, "device": args.device, "preset": args.preset, "model": model}
-        row |= {"allocator": args.allocator, "off": " ".join(args.off)}
+        row |= {"allocator": args.allocator, "off": " ".join(args.off), "compile": args.compile}
         train = run_isolated({**base, "kind": "train", "model": model, "steps": args.steps, "batch": args.batch})
         row |= {
             f"train_{k}" if k in ("peak_rss_mb", "cuda_max_alloc_mb", "error", "note") else k: v

@@ -257,7 +257,8 @@ def run_official(python: str, official: str, kind: str, timeout: float = 3600, *
     script = Path(__file__).with_name("official_speed.py")
     cmd = [python, str(script), "--official", str(official), "--kind", kind]
     for key, value in options.items():
-        cmd += [f"--{key}", str(value)]
+        if value:  # 0 / None: the official config's own value
+            cmd += [f"--{key}", str(value)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=worker_env("system"))
     except (OSError, subprocess.TimeoutExpired) as e:

@@ -1,7 +1,9 @@
 """`bench.py speed` measures and appends a row per model to speed.csv."""
 
 import pandas as pd
+import pytest
 
+from benchmarks.commands import UsageError
 from benchmarks.commands.speed import main
 from benchmarks.speed import paper_rate
 
@@ -38,3 +40,43 @@ def test_paper_reference_rates_follow_table_d1():
     assert round(paper_rate("CW-VAE")) == 2800  # 300 epochs in 2.5 days, as the paper says
     assert paper_rate("SVG") < paper_rate("NoTmpAbs") < paper_rate("VTA") < paper_rate("CW-VAE") < paper_rate("RSSM")
     assert paper_rate(None) is None and paper_rate("PlaNet") is None  # outside the paper's comparison
+
+
+def test_against_official_alternates_both_and_writes_the_ratio(tmp_path):
+    """The side-by-side plumbing, with a stand-in for the official script (the real one needs
+    tensorflow and the official code: docs/performance.md)."""
+    official = tmp_path / "cwvae-official"
+    official.mkdir()
+    (official / "cwvae.py").write_text("")
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "tf-python"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        'case "$*" in *"--kind train"*) echo \'{"frames": 5000, "seconds": [10.0, 8.0, 9.0]}\';;\n'
+        '*) echo \'{"frames": 120, "seconds": [3.0]}\';; esac\n'
+    )
+    fake.chmod(0o755)
+    out = tmp_path / "out"
+    argv = ["--against-official", "--official", str(official), "--official-python", str(fake), "--preset", "smoke"]
+    argv += ["--rounds", "2", "--steps", "1", "--horizons", "12", "--reps", "1", "--out", str(out)]
+    assert main(argv) == 0
+    row = pd.read_csv(out / "speed_official.csv").iloc[-1]
+    assert row.official_train_step_s == 9.0  # the median of both rounds' steps
+    assert row.official_train_frames_per_s == 5000 / 9.0 and row.official_predict_frames_per_s == 10 * 12 / 3.0
+    assert row.ours_train_frames_per_step == 2 * 12  # the smoke preset's batch
+    assert row.train_ratio == row.ours_train_frames_per_s / row.official_train_frames_per_s
+    assert row.predict_ratio == row.ours_predict_frames_per_s / row.official_predict_frames_per_s
+    assert len(row.ours_train_steps_s.split()) == 2 and len(row.load_avg_1min_per_round.split()) == 2
+    lines = calls.read_text().splitlines()  # train, predict, train, predict: alternated with ours
+    assert [line.split("--kind ")[1].split()[0] for line in lines] == ["train", "predict"] * 2
+    assert all(f"--official {official}" in line for line in lines)
+
+
+def test_speed_usage_errors(tmp_path):
+    with pytest.raises(UsageError, match="unknown speed feature"):
+        main(["--model", "cwvae", "--off", "turbo"])
+    with pytest.raises(UsageError, match="--against-official needs --official and --official-python"):
+        main(["--against-official"])
+    with pytest.raises(UsageError, match="has no cwvae.py"):
+        main(["--against-official", "--official", str(tmp_path), "--official-python", "python"])

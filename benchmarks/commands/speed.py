@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def against_official(args, console) -> int:
     eval_batch = args.eval_batch or 10
     base = {
         "device": "cpu",
-        "preset": "paper",
+        "preset": args.preset,  # the paper's configuration is the official mmnist.yml
         "warmup": args.warmup,
         "sets": args.sets,
         "model": "cwvae",
@@ -101,14 +102,19 @@ def against_official(args, console) -> int:
         "off": args.off,
         "compile": args.compile,
     }
-    steps = {"ours": [], "official": []}
-    runs = {"ours": [], "official": []}
+    steps = {"ours": [], "official": []}  # seconds per training step
+    runs = {"ours": [], "official": []}  # seconds per open-loop prediction
+    frames = {"ours": 0, "official": 0}  # frames per training step
     errors = []
+    loads = []
     for r in range(args.rounds):
-        console.print(f"round {r + 1}/{args.rounds}: training, cwbench then official ...")
+        loads.append(os.getloadavg()[0])  # the doc says what the load was
+        console.print(
+            f"round {r + 1}/{args.rounds} (load average {loads[-1]:.2f}): training, cwbench then official ..."
+        )
         ours = run_isolated({**base, "kind": "train", "steps": args.steps, "batch": args.batch})
         theirs = run_official(
-            args.official_python, args.official, "train", steps=args.steps, warmup=args.warmup, batch=args.batch or 50
+            args.official_python, args.official, "train", steps=args.steps, warmup=args.warmup, batch=args.batch
         )
         console.print(f"round {r + 1}/{args.rounds}: open loop {eval_batch} x {horizon}, cwbench then official ...")
         ours_p = run_isolated(
@@ -125,6 +131,8 @@ def against_official(args, console) -> int:
         ):
             if "error" in result:
                 errors.append(f"{name}: {result['error']}")
+        frames["ours"] = ours.get("batch", 0) * ours.get("seq_len", 0)
+        frames["official"] = theirs.get("frames", 0)
         steps["ours"] += ours.get("train_step_s_all", [])
         steps["official"] += theirs.get("seconds", [])
         runs["ours"] += ours_p.get("predict_s_all", [])
@@ -133,17 +141,17 @@ def against_official(args, console) -> int:
         console.print(f"[red]{e}[/red]")
     if not all(steps.values()) or not all(runs.values()):
         return 1
-    batch = args.batch or 50
-    train_frames, pred_frames = batch * 100, eval_batch * horizon
+    pred_frames = eval_batch * horizon
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     row = {
         "time": stamp,
         **machine_info(),
         "rounds": args.rounds,
+        "load_avg_1min_per_round": " ".join(f"{x:.2f}" for x in loads),
         "allocator": args.allocator,
         "off": " ".join(args.off),
     }
-    table = Table(title=f"CW-VAE, paper config, side by side ({args.rounds} rounds, medians)")
+    table = Table(title=f"CW-VAE ({args.preset} preset) and the official code, {args.rounds} rounds, medians")
     for col in (
         "implementation",
         "training s/step",
@@ -155,13 +163,14 @@ def against_official(args, console) -> int:
         step_s, pred_s = statistics.median(steps[who]), statistics.median(runs[who])
         row |= {
             f"{who}_train_step_s": step_s,
-            f"{who}_train_frames_per_s": train_frames / step_s,
+            f"{who}_train_frames_per_step": frames[who],
+            f"{who}_train_frames_per_s": frames[who] / step_s,
             f"{who}_predict_frames_per_s": pred_frames / pred_s,
             f"{who}_train_steps_s": " ".join(f"{x:.3f}" for x in steps[who]),
             f"{who}_predict_runs_s": " ".join(f"{x:.3f}" for x in runs[who]),
         }
         label = "official TF code" if who == "official" else "cwbench"
-        table.add_row(label, f"{step_s:.2f}", f"{train_frames / step_s:,.0f}", f"{pred_frames / pred_s:,.0f}")
+        table.add_row(label, f"{step_s:.2f}", f"{frames[who] / step_s:,.0f}", f"{pred_frames / pred_s:,.0f}")
     row["train_ratio"] = row["ours_train_frames_per_s"] / row["official_train_frames_per_s"]
     row["predict_ratio"] = row["ours_predict_frames_per_s"] / row["official_predict_frames_per_s"]
     table.add_row("ratio (cwbench / official)", "", f"{row['train_ratio']:.2f}x", f"{row['predict_ratio']:.2f}x")

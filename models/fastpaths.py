@@ -15,7 +15,6 @@ import contextlib
 FEATURES = {
     "decoder_gemm": "the decoder's dense layer and first transposed conv (on a 1x1 input: a matrix product) "
     "as one matrix product, their weights multiplied once per call when the batch makes that cheaper",
-    "channels_last": "the encoder's and decoder's convs in channels-last (NHWC) memory, as oneDNN prefers",
     "native_last_deconv": "the decoder's last transposed conv (one output channel) by matrix product and col2im "
     "on the CPU, where oneDNN is slow for it",
     "inplace_activations": "leaky ReLU in place after a conv (one activation tensor kept instead of two)",

@@ -30,11 +30,9 @@ class ConvEncoder(nn.Module):
         self.out_dim = 8 * depth * 2 * 2
 
     def forward(self, x: Tensor) -> Tensor:
-        if enabled("channels_last"):
-            x = x.contiguous(memory_format=torch.channels_last)
         for conv in self.convs:
             x = leaky_relu(conv(x))
-        return x.permute(0, 2, 3, 1).flatten(1)  # (N, 2 * 2 * 256) in (H, W, C) order; a view when channels-last
+        return x.permute(0, 2, 3, 1).flatten(1)  # (N, 2 * 2 * 256) in (H, W, C) order
 
 
 class ConvDecoder(nn.Module):
@@ -77,17 +75,13 @@ class ConvDecoder(nn.Module):
         first = self.deconvs[0]
         N, F_in = feat.shape
         D, C1, k = first.in_channels, first.out_channels, first.kernel_size[0]
-        channels_last = enabled("channels_last")
-        # columns in (i, j, c) order give a channels-last output, in (c, i, j) order a contiguous one
-        w = (first.weight.permute(0, 2, 3, 1) if channels_last else first.weight).flatten(1)  # (D, k*k*C1)
-        bias = first.bias.repeat(k * k) if channels_last else first.bias.repeat_interleave(k * k)  # (k*k*C1,)
+        w = first.weight.flatten(1)  # (D, C1*k*k), columns in (c, i, j) order
+        bias = first.bias.repeat_interleave(k * k)  # (C1*k*k,)
         cols = k * k * C1
         if N * (F_in * D + D * cols - F_in * cols) > F_in * D * cols:  # fewer multiply-adds with the product
             x = torch.addmm(self.dense.bias @ w + bias, feat, self.dense.weight.t() @ w)  # (N, cols)
         else:
             x = torch.addmm(bias, self.dense(feat), w)  # (N, cols)
-        if channels_last:
-            return x.view(N, k, k, C1).permute(0, 3, 1, 2)  # (N, C1, k, k), channels-last strides
         return x.view(N, C1, k, k)
 
 

@@ -4,8 +4,6 @@ gradients and predictions with the feature on equal those with it off.
 Tolerances: in float64 the two orders of summation agree to ~1e-12 relative (checked at
 1e-9); in float32, as trained, to ~1e-5 relative on the loss and gradients (checked at 1e-4)."""
 
-import contextlib
-
 import pytest
 import torch
 
@@ -81,13 +79,10 @@ def test_decoder_dense_and_first_deconv_as_one_product(batch):
     torch.manual_seed(0)
     dec = ConvDecoder(28, 1, 4).double()
     feat = torch.randn(batch, 28, dtype=torch.float64)
-    for channels_last in (True, False):
-        with contextlib.nullcontext() if channels_last else disabled("channels_last"):
-            got = dec.dense_and_first_deconv(feat)
-        want = dec.deconvs[0](dec.dense(feat)[:, :, None, None])  # (N, 16, 5, 5)
-        assert got.shape == want.shape == (batch, 16, 5, 5)
-        assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
-        assert_same(got, want, 1e-12, "first deconv")
+    got = dec.dense_and_first_deconv(feat)
+    want = dec.deconvs[0](dec.dense(feat)[:, :, None, None])  # (N, 16, 5, 5)
+    assert got.shape == want.shape == (batch, 16, 5, 5)
+    assert_same(got, want, 1e-12, "first deconv")
 
 
 def test_encoder_and_decoder_equal_in_float32_at_the_paper_width():
@@ -108,8 +103,8 @@ def test_feature_names_are_checked():
         enabled("nope")
     with pytest.raises(ValueError, match="valid: decoder_gemm"):
         check_names(["decoder_gemm", "nope"])
-    with disabled("channels_last"):
-        assert not enabled("channels_last") and enabled("decoder_gemm")
+    with disabled("native_last_deconv"):
+        assert not enabled("native_last_deconv") and enabled("decoder_gemm")
     assert all(enabled(f) for f in FEATURES)  # restored
 
 

@@ -73,9 +73,9 @@ def test_open_loop_predictions_equal_with_the_features_off(model_name, default_d
     assert_same(on, off, 1e-9, "predictions")
 
 
-@pytest.mark.parametrize("batch", [2, 600])  # below and above the size where the merged weight pays
+@pytest.mark.parametrize("batch", [2, 600])
 def test_decoder_dense_and_first_deconv_as_one_product(batch):
-    """Both branches of decoder_gemm (weights multiplied first, or not) against dense + conv."""
+    """decoder_gemm (the weights multiplied first) against dense + conv."""
     torch.manual_seed(0)
     dec = ConvDecoder(28, 1, 4).double()
     feat = torch.randn(batch, 28, dtype=torch.float64)

@@ -119,6 +119,31 @@ def test_vta_boundaries_at_test_are_hard_and_the_first_is_a_read():
     assert (reads[:, 0] == 1).all()
 
 
+def test_vta_sees_the_context_as_it_sees_a_training_window(monkeypatch):
+    """The context is filtered with the posterior exactly as the modelled frames of a training
+    window that ends with it: the same latent features for the same frames. (With boundaries
+    that depend on each frame alone: the boundary detector's 1-D convs also look ahead, which
+    inside a training window reaches frames after the context.)"""
+    import baselines.vta as vta_module
+
+    monkeypatch.setattr(vta_module, "rsample", lambda dist: dist[0])  # mean states
+    model = smoke("vta").eval()  # init_size 2
+    init, Tc = model.cfg.init_size, 7
+    model.post_boundary.forward = lambda enc: enc[..., :2] * 3  # per-frame boundary logits
+    feats = []
+    model.obs_feat.register_forward_hook(lambda m, args, out: feats.append(out))
+    window = moving_square(2, Tc + init, seed=4)  # its last init_size frames are only context in training
+    with torch.no_grad():
+        _, terms = model.loss(window)
+        in_training = torch.stack(feats, 1)  # (B, Tc - init, F): frames init .. Tc - 1
+        feats.clear()
+        _, initial = model.observe(window[:, :Tc])
+    at_test = torch.stack(feats, 1)
+    assert not initial and at_test.shape == in_training.shape == (2, Tc - init, model.cfg.belief)
+    assert torch.allclose(at_test, in_training, atol=1e-6)
+    assert 1 < terms["reads"] < Tc - init  # the context holds several segments
+
+
 def test_vta_temperature_anneals_with_training_steps_and_is_saved():
     model = smoke("vta", beta_max=1.0, beta_min=0.1, beta_anneal=100.0)
     video = moving_square(2, 12)

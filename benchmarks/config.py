@@ -133,6 +133,7 @@ class TrainConfig:
     adam_eps_form: str = field(
         default="torch", metadata={"choices": ("torch", "hat"), "why": "PyTorch Adam; TensorFlow/Keras epsilon-hat"}
     )
+    amsgrad: bool = False  # Adam's AMSGrad variant (the official VTA's optimizer)
     clip_grad: float = field(default=10000.0, metadata={"min": 0})  # global-norm clip; 0 = off (official: 10000)
     log_every: int = field(default=10, metadata={"min": 1})  # steps between JSONL log lines
     ckpt_every: int = field(default=200, metadata={"min": 1})  # steps between checkpoints (and always at the end)

@@ -24,8 +24,8 @@ EPS_FORMS = ("hat", "torch")
 class AdamEpsHat(torch.optim.Adam):
     """torch.optim.Adam with TensorFlow's epsilon-hat update (see the module docstring)."""
 
-    def __init__(self, params, lr: float, eps: float, betas=(0.9, 0.999)):
-        super().__init__(params, lr=lr, eps=eps, betas=betas)
+    def __init__(self, params, lr: float, eps: float, betas=(0.9, 0.999), amsgrad: bool = False):
+        super().__init__(params, lr=lr, eps=eps, betas=betas, amsgrad=amsgrad)
         for group in self.param_groups:
             group["eps_hat"] = eps  # saved with the optimizer's state_dict, so a resumed run keeps it
 
@@ -41,10 +41,11 @@ class AdamEpsHat(torch.optim.Adam):
         return super().step(closure)
 
 
-def make_adam(params, lr: float, eps: float, eps_form: str) -> torch.optim.Adam:
-    """Adam with epsilon in `eps_form` ('hat': TensorFlow/Keras, 'torch': PyTorch)."""
+def make_adam(params, lr: float, eps: float, eps_form: str, amsgrad: bool = False) -> torch.optim.Adam:
+    """Adam with epsilon in `eps_form` ('hat': TensorFlow/Keras, 'torch': PyTorch); amsgrad=True
+    keeps the running maximum of v (Reddi et al. 2018; torch's `amsgrad`, the official VTA's)."""
     if eps_form == "hat":
-        return AdamEpsHat(params, lr=lr, eps=eps)
+        return AdamEpsHat(params, lr=lr, eps=eps, amsgrad=amsgrad)
     if eps_form == "torch":
-        return torch.optim.Adam(params, lr=lr, eps=eps)
+        return torch.optim.Adam(params, lr=lr, eps=eps, amsgrad=amsgrad)
     raise ValueError(f"train.adam_eps_form must be one of {EPS_FORMS}, got {eps_form!r}")

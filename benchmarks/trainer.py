@@ -228,7 +228,8 @@ def truncate_log(path: Path, step: int) -> None:
 
 
 def make_optimizer(model, cfg):
-    return make_adam(model.parameters(), cfg.train.lr, cfg.train.adam_eps, cfg.train.adam_eps_form)
+    t = cfg.train
+    return make_adam(model.parameters(), t.lr, t.adam_eps, t.adam_eps_form, amsgrad=t.amsgrad)
 
 
 def train(

@@ -144,6 +144,17 @@ def test_vta_sees_the_context_as_it_sees_a_training_window(monkeypatch):
     assert 1 < terms["reads"] < Tc - init  # the context holds several segments
 
 
+def test_vta_trains_with_amsgrad_as_the_official_code():
+    from benchmarks.config import resolve_config
+    from benchmarks.trainer import make_optimizer
+
+    for model, amsgrad in (("vta", True), ("svg", False), ("cwvae", False)):
+        cfg = resolve_config(model, "mmnist", "paper")
+        opt = make_optimizer(torch.nn.Linear(2, 1), cfg)
+        assert opt.defaults["amsgrad"] is amsgrad, model  # official train.py: Adam(..., amsgrad=True)
+        assert opt.defaults["lr"] == cfg.train.lr and opt.defaults["eps"] == cfg.train.adam_eps
+
+
 def test_vta_temperature_anneals_with_training_steps_and_is_saved():
     model = smoke("vta", beta_max=1.0, beta_min=0.1, beta_anneal=100.0)
     video = moving_square(2, 12)

@@ -166,6 +166,7 @@ class VTA(VideoModel):
     the posterior, then follows the official full generation."""
 
     config_class = VTAConfig
+    paper_label = "VTA"  # Table 1's row
 
     def __init__(self, **hparams):
         super().__init__(**hparams)

@@ -144,6 +144,12 @@ def test_vta_sees_the_context_as_it_sees_a_training_window(monkeypatch):
     assert 1 < terms["reads"] < Tc - init  # the context holds several segments
 
 
+def test_vta_is_table_1s_vta_row():
+    from models import get_model_class
+
+    assert get_model_class("vta").paper_label == "VTA"
+
+
 def test_vta_trains_with_amsgrad_as_the_official_code():
     from benchmarks.config import resolve_config
     from benchmarks.trainer import make_optimizer

@@ -68,3 +68,32 @@ def test_eps_form_is_checked_and_set_per_model():
     assert resolve_config("cwvae", "mmnist", "paper").train.adam_eps_form == "hat"  # official: Keras Adam
     assert resolve_config("rssm", "mmnist", "paper").train.adam_eps_form == "hat"
     assert resolve_config("svg", "mmnist", "paper").train.adam_eps_form == "torch"  # PyTorch originals
+
+
+def amsgrad(theta, grads, lr, eps, hat=False):
+    """torch's AMSGrad (the official VTA's Adam(..., amsgrad=True)), in float64: the bias-corrected
+    step with the running maximum of v: theta -= lr / (1 - b1^t) * m / (sqrt(max v) / sqrt(1 - b2^t) + eps);
+    hat: epsilon added to the uncorrected sqrt(max v), i.e. eps / sqrt(1 - b2^t) in that formula."""
+    m = v = v_max = 0.0
+    for t, g in enumerate(grads, start=1):
+        m = B1 * m + (1 - B1) * g
+        v = B2 * v + (1 - B2) * g * g
+        v_max = np.maximum(v_max, v)
+        eps_t = eps / np.sqrt(1 - B2**t) if hat else eps
+        theta = theta - lr / (1 - B1**t) * m / (np.sqrt(v_max) / np.sqrt(1 - B2**t) + eps_t)
+    return theta
+
+
+@pytest.mark.parametrize("eps_form", ["torch", "hat"])
+def test_amsgrad_keeps_the_largest_second_moment(eps_form):
+    grads = [np.array([3.0, -2.0, 1e-3])] + [np.array([1e-2, 1e-3, 1e-3])] * 4  # v falls after step 1
+    p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    opt = make_adam([p], 1e-3, 1e-8, eps_form, amsgrad=True)
+    for g in grads:
+        p.grad = torch.tensor(g)
+        opt.step()
+    expected = amsgrad(np.zeros(3), grads, 1e-3, 1e-8, hat=eps_form == "hat")
+    np.testing.assert_allclose(p.detach().numpy(), expected, rtol=1e-10)
+    assert not np.allclose(p.detach().numpy(), run(eps_form, grads, 1e-3, 1e-8), rtol=1e-5)  # not plain Adam
+    assert resolve_config("vta", "mmnist", "paper").train.amsgrad  # official train.py: Adam(..., amsgrad=True)
+    assert not resolve_config("svg", "mmnist", "paper").train.amsgrad

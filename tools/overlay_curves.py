@@ -37,7 +37,7 @@ def read_runs(items: list[str]) -> list[tuple[str, pd.DataFrame]]:
 
 def plot_overlay(runs: list[tuple[str, pd.DataFrame]], metrics: list[str], title: str = ""):
     """One panel per metric, one line (mean) and band (95% interval) per run; returns the figure."""
-    fig, axes = new_figure(4.4 * len(metrics), 3.2, ncols=len(metrics))
+    fig, axes = new_figure(5.0 * len(metrics), 3.4, ncols=len(metrics))
     for ax, metric in zip(axes[0], metrics):
         for i, (label, curves) in enumerate(runs):
             g = curves[(curves["metric"] == metric) & (curves["aggregate"] == "best")].sort_values("t")
@@ -50,9 +50,10 @@ def plot_overlay(runs: list[tuple[str, pd.DataFrame]], metrics: list[str], title
         ax.set_xlabel("predicted frame (frames after the context)")
         ax.set_ylabel(f"{metric_title(metric)} ({'higher' if higher_is_better(metric) else 'lower'} is better)")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="best")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), fontsize=8, loc="lower center", ncol=len(runs))
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))  # room for the legend below the panels
     return fig
 
 

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import math
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from models.base import VideoModel, register_model
 from models.nets import eval_mode
@@ -77,8 +79,46 @@ class SVGConfig:
 # ---------------------------------------------------------------- frame encoders / decoders
 
 
+class StepBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d that, in training, gives each time step of a (B*T, C, H, W) batch in (B, T)
+    order its own statistics and updates the running averages once per step, in order: what T
+    calls on (B, C, H, W) would do (the official SVG calls its encoder and decoder once per
+    time step), in one call. `steps` (T) is set around a call by `time_steps`."""
+
+    steps = 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        T = self.steps
+        if not self.training or T == 1:
+            return super().forward(x)
+        N, C, H, W = x.shape
+        xs = x.reshape(N // T, T * C, H, W)  # (B, T*C, H, W): one channel per (step, channel), a view
+        y = F.batch_norm(xs, None, None, self.weight.repeat(T), self.bias.repeat(T), True, 0.0, self.eps)
+        with torch.no_grad():  # the T updates r <- (1 - m) r + m s_t, folded into one
+            var, mean = torch.var_mean(xs, dim=(0, 2, 3), correction=1)  # (T*C,) unbiased, as BatchNorm's
+            m = self.momentum
+            w = m * (1 - m) ** torch.arange(T - 1, -1, -1, dtype=x.dtype, device=x.device)  # (T,) weight of s_t
+            self.running_mean.mul_((1 - m) ** T).add_((w[:, None] * mean.view(T, C)).sum(0))
+            self.running_var.mul_((1 - m) ** T).add_((w[:, None] * var.view(T, C)).sum(0))
+            self.num_batches_tracked.add_(T)
+        return y.view(N, C, H, W)
+
+
+@contextmanager
+def time_steps(net: nn.Module, steps: int):
+    """Within the block, `net`'s batch norms treat their batch as `steps` time steps (see StepBatchNorm2d)."""
+    norms = [m for m in net.modules() if isinstance(m, StepBatchNorm2d)]
+    for m in norms:
+        m.steps = steps
+    try:
+        yield net
+    finally:
+        for m in norms:
+            m.steps = 1
+
+
 def block(cin: int, cout: int, conv: type = nn.Conv2d, k: int = 4, s: int = 2, p: int = 1) -> nn.Sequential:
-    return nn.Sequential(conv(cin, cout, k, s, p), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2))
+    return nn.Sequential(conv(cin, cout, k, s, p), StepBatchNorm2d(cout), nn.LeakyReLU(0.2))
 
 
 class DCGANEncoder(nn.Module):
@@ -87,7 +127,7 @@ class DCGANEncoder(nn.Module):
     def __init__(self, g: int, nc: int, nf: int = 64):
         super().__init__()
         self.stages = nn.ModuleList([block(nc, nf), block(nf, 2 * nf), block(2 * nf, 4 * nf), block(4 * nf, 8 * nf)])
-        self.last = nn.Sequential(nn.Conv2d(8 * nf, g, 4, 1, 0), nn.BatchNorm2d(g), nn.Tanh())
+        self.last = nn.Sequential(nn.Conv2d(8 * nf, g, 4, 1, 0), StepBatchNorm2d(g), nn.Tanh())
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         skips = []
@@ -132,7 +172,7 @@ class VGGEncoder(nn.Module):
                 nn.Sequential(vgg(c, d), vgg(d, d), vgg(d, d)),
             ]
         )
-        self.last = nn.Sequential(nn.Conv2d(d, g, 4, 1, 0), nn.BatchNorm2d(g), nn.Tanh())
+        self.last = nn.Sequential(nn.Conv2d(d, g, 4, 1, 0), StepBatchNorm2d(g), nn.Tanh())
         self.pool = nn.MaxPool2d(2, 2)
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
@@ -210,7 +250,7 @@ def init_weights(m: nn.Module) -> None:
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(m.weight, 0.0, 0.02)
         nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.BatchNorm2d):
+    elif isinstance(m, nn.BatchNorm2d):  # StepBatchNorm2d too
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)
 
@@ -280,18 +320,12 @@ class SVG(VideoModel):
         self.apply(init_weights)
 
     def encode(self, video: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """video (B, T, C, H, W) -> h (B, T, g) and skips [(B, T, c, h, w)] at 4 resolutions.
-
-        In training each time step is its own batch-norm batch, as in the official loop (which
-        encodes x[t-1] and x[t] at every step); in eval mode batch norm uses its running
-        statistics, so all frames go through at once (the same numbers)."""
+        """video (B, T, C, H, W) -> h (B, T, g) and skips [(B, T, c, h, w)] at 4 resolutions. In
+        training each time step is its own batch-norm batch, as in the official loop (which calls
+        the encoder on x[t-1] and x[t] at every step)."""
         B, T = video.shape[:2]
-        if self.encoder.training:
-            steps = [self.encoder(video[:, t]) for t in range(T)]
-            h = torch.stack([s[0] for s in steps], 1)  # (B, T, g)
-            skips = [torch.stack(level, 1) for level in zip(*(s[1] for s in steps))]
-            return h, skips
-        h, skips = self.encoder(video.flatten(0, 1))  # (B*T, g), [(B*T, c, h, w)]
+        with time_steps(self.encoder, T):
+            h, skips = self.encoder(video.flatten(0, 1))  # (B*T, g), [(B*T, c, h, w)]
         return h.unflatten(0, (B, T)), [s.unflatten(0, (B, T)) for s in skips]
 
     def loss(self, video: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -310,11 +344,11 @@ class SVG(VideoModel):
         (z, mu, logvar), _ = self.posterior(h[:, 1:], eps=eps)  # q(z_t | x_1:t), t = 1..T-1
         (_, mu_p, logvar_p), _ = self.prior(h[:, :-1])  # p(z_t | x_1:t-1)
         g, _ = self.predictor(torch.cat([h[:, :-1], z], -1))  # (B, T-1, g), teacher forcing
-        # frame t + 1 uses the skips of frame t up to the last "past" frame, then those of frame n_past - 1;
-        # one decoder call per step: one batch-norm batch per step, as the official loop
-        pred = torch.stack(
-            [self.decoder(g[:, t], [s[:, min(t, c.n_past - 1)] for s in skips]) for t in range(T - 1)], 1
-        )  # (B, T-1, C, H, W)
+        # frame t + 1 uses the skips of frame t up to the last "past" frame, then those of frame n_past - 1
+        src = torch.arange(T - 1, device=video.device).clamp(max=c.n_past - 1)  # (T-1,)
+        step_skips = [s[:, src].flatten(0, 1) for s in skips]  # (B*(T-1), ...)
+        with time_steps(self.decoder, T - 1):  # one batch-norm batch per step, as the official loop
+            pred = self.decoder(g.flatten(0, 1), step_skips).unflatten(0, (B, T - 1))  # (B, T-1, C, H, W)
         mse = (pred - video[:, 1:]).pow(2).mean(dim=(0, 2, 3, 4)).sum()  # nn.MSELoss per step, summed over steps
         kld = kl_logvar(mu, logvar, mu_p, logvar_p).sum() / B  # official kl_criterion summed over steps
         loss = mse + c.beta * kld

@@ -230,12 +230,36 @@ def test_svg_training_skips_come_from_the_last_past_frame():
     video = moving_square(2, 8)
     with torch.no_grad():
         model.loss(video)
-    assert len(used) == 7  # one decoder call per predicted step (one batch-norm batch each, as the official loop)
-    for t, skips in enumerate(used):
+        _, skips = model.encode(video)  # the same batch statistics as inside loss(): one batch per time step
+    got = used[0][0].unflatten(0, (2, 7))  # (B, T-1, ...): the skips used for frames 1..7
+    for t in range(7):
         src = min(t, 2)  # frame t + 1 uses frame t's skips up to frame n_past - 1 = 2
-        with torch.no_grad():
-            expected = model.encoder(video[:, src])[1]  # train mode: the statistics of that frame's batch
-        assert all(torch.equal(u, e) for u, e in zip(skips, expected))
+        assert torch.equal(got[:, t], skips[0][:, src])
+
+
+def test_svg_step_batch_norm_is_one_batch_norm_call_per_step():
+    """StepBatchNorm2d on a (B*T) batch = T calls of BatchNorm2d on the steps: outputs and running averages."""
+    from baselines.svg import StepBatchNorm2d, time_steps
+
+    torch.manual_seed(0)
+    B, T, C = 3, 5, 4
+    x = torch.randn(B, T, C, 6, 6) * 3 + torch.arange(T)[:, None, None, None]  # statistics differ per step
+    ours, ref = StepBatchNorm2d(C), torch.nn.BatchNorm2d(C)
+    with torch.no_grad():
+        for p in (ours, ref):
+            p.weight.copy_(torch.linspace(0.5, 2, C))
+            p.bias.copy_(torch.linspace(-1, 1, C))
+            p.running_mean.fill_(0.3)
+    with time_steps(ours, T):
+        y = ours(x.flatten(0, 1)).unflatten(0, (B, T))
+    expected = torch.stack([ref(x[:, t]) for t in range(T)], 1)
+    assert torch.allclose(y, expected, atol=1e-5)
+    assert torch.allclose(ours.running_mean, ref.running_mean, atol=1e-6)
+    assert torch.allclose(ours.running_var, ref.running_var, atol=1e-6)
+    assert ours.num_batches_tracked == ref.num_batches_tracked == T
+    assert ours.steps == 1  # reset after the block
+    ours.eval(), ref.eval()
+    assert torch.allclose(ours(x[:, 0]), ref(x[:, 0]), atol=1e-6)  # eval: the running averages, as BatchNorm2d
 
 
 def test_svg_objective_is_a_gaussian_elbo_scaled_by_beta():
@@ -248,7 +272,7 @@ def test_svg_objective_is_a_gaussian_elbo_scaled_by_beta():
         loss, terms = model.objective(video, eps=torch.randn(2, 5, model.cfg.z_dim, generator=torch.manual_seed(0)))
     sigma, D = model.cfg.equivalent_dec_std, 64 * 64
     assert sigma == pytest.approx(math.sqrt(model.cfg.beta * D / 2))
-    pred = torch.stack(preds, 1).double()  # (B, T-1, C, H, W)
+    pred = preds[0].unflatten(0, (2, 5)).double()  # (B, T-1, C, H, W)
     nll = -torch.distributions.Normal(pred, sigma).log_prob(video[:, 1:].double()).sum((1, 2, 3, 4)).mean()
     const = 5 * D * math.log(sigma * math.sqrt(2 * math.pi))  # per frame, 5 predicted frames
     elbo_loss = model.cfg.beta * (nll - const + terms["kl"].double() * 5)

@@ -154,7 +154,10 @@ def harness_config(variables: dict[str, np.ndarray], official: dict) -> dict:
                 f"{key} is {from_yaml[key]} in the config but {from_weights[key]} in the weights: "
                 "pass the config.yml of the run that wrote the checkpoint"
             )
-    return {**from_yaml, **from_weights}
+    config = {**from_yaml, **from_weights}
+    if config["levels"] == 1:
+        config["factor"] = 1  # does nothing with one level; 1 is what `rssm` says (base_config.yml has 6)
+    return config
 
 
 def to_state_dict(variables: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

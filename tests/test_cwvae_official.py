@@ -19,7 +19,7 @@ import torch
 from benchmarks.optim import make_adam
 from models import get_model_class
 from models.nets import gaussian_kl
-from models.official_cwvae import harness_config, registry_name, to_state_dict
+from models.official_cwvae import OfficialWeightsError, harness_config, registry_name, to_state_dict
 
 DATA = Path(__file__).parent / "data"
 # A fixture made at the paper's size (not committed: ~50 MB) can be checked with
@@ -188,3 +188,27 @@ def test_initialization_is_keras_default_as_the_official_weights(case):
                 assert w.abs().max() <= limit, key
                 if w.numel() >= 500:
                     assert abs(float(w.std()) - limit / 3**0.5) < 0.1 * limit / 3**0.5, key
+
+
+def test_config_comes_from_the_weights_and_the_official_config_yml():
+    case = Case("rssm")
+    assert case.config == {
+        **{"levels": 1, "stoch": 4, "deter": 8, "hidden": 8, "cnn_depth": 1, "channels": 3},
+        **{"factor": 1, "min_std": 1e-4, "dec_std": 0.4, "enc_dense_layers": 3, "enc_dense_hidden": 16},
+    }
+    assert harness_config(case.variables, {**case.official, "tmp_abs_factor": 6})["factor"] == 1  # base_config's 6
+    with pytest.raises(OfficialWeightsError, match="enc_dense_layers is 2 in the config but 3 in the weights"):
+        harness_config(Case("cwvae").variables, {**Case("cwvae").official, "enc_dense_layers": 2})
+    with pytest.raises(OfficialWeightsError, match=r"lacks \['dec_stddev'\]"):
+        harness_config(case.variables, {**case.official, "dec_stddev": None})
+
+
+def test_variables_of_another_model_are_refused_with_the_reason():
+    case = Case("cwvae")
+    optimizer_slots = {f"optimizer/Adam/{k}/m": v for k, v in case.variables.items()}
+    assert to_state_dict({**case.variables, **optimizer_slots}).keys() == to_state_dict(case.variables).keys()
+    missing = {k: v for k, v in case.variables.items() if "conv2d_transpose_3" not in k}
+    with pytest.raises(OfficialWeightsError, match="expected 4 conv2d_transpose layer.*decoder_conv.*found 3"):
+        to_state_dict(missing)
+    with pytest.raises(OfficialWeightsError, match="no complete set of official CW-VAE cells"):
+        harness_config({"dense/kernel:0": np.zeros((2, 2))}, case.official)

@@ -26,8 +26,9 @@ global-norm clipping) and records, in float32:
 Fixed noise: the official cell samples with tfd.MultivariateNormalDiag(mean, std).sample().
 The script replaces that one call (cells.tfd) by mean + std * noise with a fed `noise`
 vector, so both implementations see the same "random" numbers; noise 0 gives mean latents.
-With `--checkpoint`, it also saves the trained weights with the official
-loggers.checkpoint.Checkpoint (a TF checkpoint, as train.py writes) for the converter test.
+The `rssm` case (every case with `--checkpoint`) also saves the trained weights with the
+official loggers.checkpoint.Checkpoint (a TF checkpoint, as train.py writes) and the run's
+config.yml, for the converter (tools/convert_official_cwvae.py) and its test.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def import_official(path: Path):
     return tf, cells, cwvae, tools, train, checkpoint.Checkpoint
 
 
-def make(name: str, official: Path, out: Path, seed: int) -> None:
+def make(name: str, official: Path, out: Path, seed: int, checkpoint: bool = False) -> None:
     tf, cells, cwvae, tools, train, Checkpoint = import_official(official)
     case = CASES[name]
     cfg = tools.AttrDict(
@@ -205,7 +206,7 @@ def make(name: str, official: Path, out: Path, seed: int) -> None:
     result.update(config=np.array(json.dumps(config)), video=frames)
     np.savez_compressed(out / f"{name}_official.npz", **result)
     print(f"wrote {out / f'{name}_official.npz'}: {len(tf.trainable_variables())} variables, loss {result['loss']:.6f}")
-    if name in CHECKPOINT_CASES:
+    if checkpoint or name in CHECKPOINT_CASES:
         ckpt_root = out / f"{name}_official_ckpt"
         Checkpoint(str(ckpt_root)).save(session)  # ckpt_root/model/model.ckpt.*, as train.py
         (ckpt_root / "model" / "model.ckpt.meta").unlink()  # the graph (MBs); reading weights needs index + data
@@ -220,9 +221,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent)
     parser.add_argument("--case", choices=sorted(CASES), action="append", help=f"default: {', '.join(DEFAULT_CASES)}")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--checkpoint", action="store_true", help=f"a TF checkpoint of every case, not only {CHECKPOINT_CASES}"
+    )
     args = parser.parse_args()
     for name in args.case or DEFAULT_CASES:
-        make(name, args.official, args.out, args.seed)
+        make(name, args.official, args.out, args.seed, args.checkpoint)
 
 
 if __name__ == "__main__":

@@ -66,3 +66,13 @@ def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
     value = value.detach().clone()
     dist.all_reduce(value)
     return value / size
+
+
+def max_over_ranks(value: int, device: torch.device) -> int:
+    """The largest of an integer over the ranks (the value itself outside torchrun)."""
+    _, size = world()
+    if size == 1:
+        return value
+    t = torch.tensor(value, dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t)

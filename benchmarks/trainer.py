@@ -323,10 +323,15 @@ def train(
     ):
         window_t, window_steps = time.perf_counter(), 0
         for step in range(start + 1, total + 2):
-            if stop:  # a signal arrived during the last step: keep what it did, then stop
+            # a signal arrived during the last step: keep what it did, then stop (every rank at the same step:
+            # torchrun and SLURM signal each process, which may see it at different steps)
+            signum = stop[0] if stop else 0
+            if world_size > 1:
+                signum = distributed.max_over_ranks(signum, device)
+            if signum:
                 if saved < step - 1:
                     save(step - 1)
-                raise TrainingInterrupted(stop[0], step - 1, total, ckpt_path)
+                raise TrainingInterrupted(signum, step - 1, total, ckpt_path)
             if step > total:
                 break
             tic = time.perf_counter()

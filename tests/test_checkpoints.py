@@ -342,3 +342,26 @@ def test_one_process_per_run_directory_wait_then_resume_after_sigterm(tmp_path):
     assert third.wait(timeout=60) == 143
     assert f"resuming from step {step} of 100000" in third_out.read_text()
     assert stopped_at(third_err.read_text(), "SIGTERM", directory) > step
+
+
+@pytest.mark.slow
+def test_sigterm_under_torchrun_stops_every_rank_at_the_same_step(tmp_path):
+    out = tmp_path / "results"
+    sets = [*LONG_SETS, "train.batch_size=4"]
+    directory = resolve_config(TINY, "mmnist", "smoke", sets=sets).run_dir(out)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "bench.py"]
+    stderr = tmp_path / "torchrun.err"
+    proc = subprocess.Popen(
+        [*torchrun, *LONG, "--set", "train.batch_size=4", "--out", str(out)],
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=stderr.open("w"),
+    )
+    wait_for(lambda: log_step(directory) >= 2, proc, "two training steps under torchrun", timeout=300)
+    proc.send_signal(signal.SIGTERM)  # the agent forwards it to both workers
+    proc.wait(timeout=120)  # the agent itself exits 1 with torch's own SignalException
+    lines = [line for line in stderr.read_text().splitlines() if line.startswith("error: interrupted by SIGTERM")]
+    assert len(lines) == 2 and lines[0] == lines[1]  # both ranks, at the same step
+    step = int(lines[0].split(" at step ")[1].split(" ")[0])
+    assert read(directory / CHECKPOINT)["step"] == step == log_step(directory)

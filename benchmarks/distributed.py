@@ -5,7 +5,8 @@
 Every rank draws the same global batch from the same seeded sampler and trains on its
 own slice of `train.batch_size / world` sequences; DDP averages the gradients, so a
 step equals one process on the whole global batch (for losses that are batch means,
-as every model's here). Rank 0 alone writes logs, checkpoints and the evaluation.
+as every model's here). Rank 0 alone generates a missing dataset (the others wait, then
+verify it) and writes logs, checkpoints and the evaluation.
 Backends: NCCL on CUDA, gloo on CPU (used by the tests).
 """
 
@@ -56,6 +57,18 @@ def shard(batch, rank: int, size: int):
         raise ValueError(f"train.batch_size={len(batch)} is not divisible by the {size} processes; change one of them")
     per = len(batch) // size
     return batch[rank * per : (rank + 1) * per]
+
+
+def rank_zero_first(fn):
+    """fn() on rank 0, then on the other ranks (data generated once by rank 0, then only verified by the
+    others, instead of every rank writing the same files at once); fn() alone outside torchrun."""
+    rank, size = world()
+    if size > 1 and rank != 0:
+        dist.barrier()
+    result = fn()
+    if size > 1 and rank == 0:
+        dist.barrier()
+    return result
 
 
 def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:

@@ -188,7 +188,8 @@ def run_one(
     redo = "--force" if force else "--re-eval" if re_eval else ""
     check_run_dir(directory, redo)  # a damaged file of an earlier attempt refuses the run, naming it
     dataset = get_dataset(cfg.data)
-    dataset.ensure_ready(progress=progress)  # generates Moving MNIST; others must be prepared
+    # generates Moving MNIST (rank 0 first under torchrun); others must be prepared
+    distributed.rank_zero_first(lambda: dataset.ensure_ready(progress=progress))
     if is_finished(directory) and not redo:
         if rank == 0:
             record_run(directory, cfg.to_dict(), overwrite=False)  # finished before run.json existed

@@ -293,12 +293,13 @@ def start(out: Path, tag: str, *extra: str) -> tuple[subprocess.Popen, Path, Pat
     return proc, stdout, stderr
 
 
-def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 120, stderr: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise AssertionError(f"gave up waiting for {what} (exit {proc.poll()})")
+            shown = stderr.read_text()[-4000:] if stderr is not None else ""
+            raise AssertionError(f"gave up waiting for {what} (exit {proc.poll()})\n{shown}")
         time.sleep(0.05)
 
 
@@ -358,7 +359,7 @@ def test_sigterm_under_torchrun_stops_every_rank_at_the_same_step(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=stderr.open("w"),
     )
-    wait_for(lambda: log_step(directory) >= 2, proc, "two training steps under torchrun", timeout=300)
+    wait_for(lambda: log_step(directory) >= 2, proc, "two training steps under torchrun", timeout=300, stderr=stderr)
     proc.send_signal(signal.SIGTERM)  # the agent forwards it to both workers
     proc.wait(timeout=120)  # the agent itself exits 1 with torch's own SignalException
     lines = [line for line in stderr.read_text().splitlines() if line.startswith("error: interrupted by SIGTERM")]

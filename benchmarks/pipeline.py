@@ -182,7 +182,6 @@ def run_one(
         cfg = dataclasses.replace(cfg, weights_sha256=weights.sha256)  # part of the run's identity
     out = Path(out)
     dev = distributed.init_from_env(resolve_device(device))
-    check_writable(out)
     rank, world_size = distributed.world()
     directory = cfg.run_dir(out)
     redo = "--force" if force else "--re-eval" if re_eval else ""
@@ -204,6 +203,7 @@ def run_one(
     check_data(eval_cfg, model, dataset, train_videos, test_videos)  # the config against the data and the model
     if weights is not None:
         model_weights.check_fits(model.state_dict(), weights)
+    check_writable(out)  # the last check: it makes --out, so a refused run leaves no empty directory
     lock = run_lock(directory, wait=wait) if rank == 0 else contextlib.nullcontext()
     with lock, loggers:  # loggers (TensorBoard, W&B) close when this ends: a W&B run marked failed on an error
         if is_finished(directory) and not redo:  # another process finished it while this one waited

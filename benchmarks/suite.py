@@ -551,8 +551,8 @@ def run_suite(
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     if launcher not in ("local", "slurm"):
         raise ConfigError(f"--launcher must be local or slurm, got {launcher!r}")
-    check_writable(out)
     plan = plan_suite(name, spec, preset, seeds, out, list(sets), progress=progress, tuned=tuned)
+    check_writable(out)  # after the plan's checks: a refused suite leaves no empty --out behind
     on_plan(plan, str(spec.get("description", "")).strip())
     if launcher == "slurm":
         results = run_slurm(plan.chains, out, device, slurm, on_result=on_result)

@@ -57,7 +57,7 @@ def only_one_line(err: str) -> bool:
 def test_bad_input_one_line_exit_2_nothing_written(argv, expected, out_dir, capsys):
     code, err = run_cli([*SMOKE, *argv, "--out", str(out_dir)], capsys)
     assert code == 2 and expected in err and only_one_line(err), err
-    assert not (out_dir / "runs").exists()
+    assert not out_dir.exists()  # nothing written, not even --out
 
 
 def test_malformed_yaml_names_file_and_line(tmp_path, monkeypatch, out_dir, capsys):
@@ -89,7 +89,7 @@ def test_corrupt_dataset_file_is_named(tmp_path, monkeypatch, out_dir, capsys):
     test_file.write_bytes(bytes(raw))
     code, err = run_cli(["--model", "copy_last", *SMOKE, "--out", str(out_dir)], capsys)
     assert code == 2 and "test.npy" in err and "sha256" in err and "data prepare mmnist" in err and only_one_line(err)
-    assert not (out_dir / "runs").exists()
+    assert not out_dir.exists()  # nothing written, not even --out
 
 
 def test_truncated_dataset_file_is_named(tmp_path, monkeypatch, out_dir, capsys):
@@ -299,7 +299,7 @@ def test_weights_with_a_bad_checksum_are_refused_before_anything_is_written(tmp_
     argv = ["--model", "copy_last", *SMOKE, "--out", str(out_dir), "--set", "eval.metrics=[ssim,lpips]"]
     code, err = run_cli(argv, capsys)
     assert code == 2 and "not the pinned" in err and "weights fetch --force" in err and only_one_line(err)
-    assert not (out_dir / "runs").exists()
+    assert not out_dir.exists()  # nothing written, not even --out
 
 
 # ---------------------------------------------------------------- everything checked before the first step
@@ -365,7 +365,7 @@ def test_a_device_that_is_none_names_the_choices_and_this_machine(device, out_di
     code, err = run_cli(["--model", "copy_last", *SMOKE, "--out", str(out_dir), "--device", device], capsys)
     assert code == 2 and f"--device {device}" in err and "valid: cpu, cuda, cuda:N, auto" in err, err
     assert "this machine has cpu" in err and only_one_line(err)
-    assert not (out_dir / "runs").exists()
+    assert not out_dir.exists()  # nothing written, not even --out
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without CUDA")
@@ -398,7 +398,7 @@ def test_evaluation_settings_are_checked_before_training(sets, expected, out_dir
     argv = ["--model", "cwvae", *SMOKE, "--out", str(out_dir)] + [a for s in sets for a in ("--set", s)]
     code, err = run_cli(argv, capsys)
     assert code == 2 and expected in err and only_one_line(err), err
-    assert not (out_dir / "runs").exists()
+    assert not out_dir.exists()  # nothing written, not even --out
 
 
 def test_more_test_videos_asked_for_than_there_are_says_so(out_dir, capsys):
@@ -514,14 +514,21 @@ def test_a_suite_naming_what_does_not_exist_is_refused(spec, expected, tmp_path,
     path.write_text(yaml.safe_dump({"preset": "smoke", **spec}))
     code, err = run_cli(["--suite", str(path), "--out", str(out_dir), "--no-progress"], capsys)
     assert code == 2 and expected in err and only_one_line(err), err
-    assert not (out_dir / "runs").exists() and not (out_dir / "suites").exists()
+    assert not out_dir.exists()  # nothing written, not even --out
 
 
 @pytest.mark.parametrize(
     "argv, expected",
     [
         (["--model", "copy_last", "--seeds", "2"], "--seeds goes with --suite NAME"),
-        (["--model", "copy_last", "--jobs", "2", "--launcher", "slurm"], "--launcher and --jobs go with --suite"),
+        (
+            ["--model", "copy_last", "--jobs", "2", "--launcher", "slurm"],
+            "--launcher and --jobs go with --suite NAME (a suite of runs)\n",
+        ),
+        (
+            ["--model", "copy_last", "--seeds", "2", "--jobs", "2"],
+            "--seeds and --jobs go with --suite NAME (a suite of runs); a single run (--model) takes --seed N",
+        ),
         (["--suite", "smoke", "--model", "cwvae"], "--suite does not go with --model:"),
         (["--suite", "smoke", "--seed", "1", "--dataset", "kth"], "--suite does not go with --dataset and --seed"),
         (["--suite", "smoke", "--partition", "gpu"], "--partition goes with --suite --launcher slurm"),

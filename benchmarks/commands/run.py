@@ -222,9 +222,8 @@ def check_options(args) -> None:
     else:
         suite_only = [k for k in SUITE_OPTIONS if k in given]
         if suite_only:
-            raise UsageError(
-                f"{flags(suite_only)} with --suite NAME (a suite of runs); a single run (--model) takes --seed N"
-            )
+            seed = "; a single run (--model) takes --seed N" if "seeds" in suite_only else ""
+            raise UsageError(f"{flags(suite_only)} with --suite NAME (a suite of runs){seed}")
     for key, least in POSITIVE.items():
         value = getattr(args, key)
         if value is not None and value < least:

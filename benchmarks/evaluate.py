@@ -125,6 +125,8 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
     """Evaluate `model` open loop on `test_videos` (N, T, H, W, C) uint8; write eval/ and samples/."""
     from rich.progress import Progress
 
+    from benchmarks.progress import is_terminal
+
     e = cfg.eval
     n_videos = len(test_videos) if e.n_videos <= 0 else min(e.n_videos, len(test_videos))
     length = cfg.data.test_length
@@ -141,7 +143,8 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
     scores: dict[str, list] = {name: [] for name in cfg.eval.metrics if name in fns}  # in eval.metrics' order
     saved_gt, saved_pred = [], []
     fvd = fvd_setup(cfg, n_videos, length - e.context) if "fvd" in e.metrics else None  # (stream, note)
-    with Progress(disable=not progress, transient=True) as bar:
+    # a transient bar: on a terminal only (in a log it would leave an empty line behind)
+    with Progress(disable=not (progress and is_terminal()), transient=True) as bar:
         what = " + FVD" if fvd else ""
         task = bar.add_task(f"open-loop eval{what} ({n_videos} videos x {length - e.context} frames)", total=n_videos)
         horizon = length - e.context

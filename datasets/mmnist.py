@@ -141,6 +141,7 @@ class MovingMNIST(Dataset):
             self.generate(progress=progress)
 
     def generate(self, progress: bool = True) -> None:
+        from rich.console import Console
         from rich.progress import Progress
 
         c = self.cfg
@@ -150,7 +151,8 @@ class MovingMNIST(Dataset):
             ("train", 0, c.n_train, c.train_length, train_digits),
             ("test", 1, c.n_test, c.test_length, test_digits),
         ]
-        with Progress(disable=not progress, transient=True) as bar:
+        # a transient bar: on a terminal only (in a log it would leave an empty line behind)
+        with Progress(disable=not (progress and Console().is_terminal), transient=True) as bar:
             for split, split_id, n, length, digits in jobs:
                 arr, tmp, final = open_split_for_writing(self.directory, split, (n, length, CANVAS, CANVAS, 1))
                 task = bar.add_task(f"generating Moving MNIST {split} ({n} x {length} frames)", total=n)

@@ -548,7 +548,7 @@ def test_a_suite_prints_runs_done_of_total_and_an_eta(monkeypatch, capsys):
 
     import benchmarks.commands.run as run_command
 
-    clock = iter([0.0, 0.0, 100.0, 250.0, 300.0])  # made and planned at 0 s, then three runs done
+    clock = iter([0.0, 0.0, 100.0, 250.0, 300.0, 300.0])  # made and planned at 0 s, three runs done, planned again
     monkeypatch.setattr(run_command.time, "monotonic", lambda: next(clock))
     progress = run_command.SuiteProgress()
     plan = SimpleNamespace(suite="s", preset="smoke", seeds=1, chains=[[1, 2], [3]], finished=["x"])
@@ -561,6 +561,8 @@ def test_a_suite_prints_runs_done_of_total_and_an_eta(monkeypatch, capsys):
     assert out[1] == "  [1/3; ETA 3.3 min] done    mmnist/cwvae/s0  (100 s)"  # 100 s per run so far, 2 left
     assert out[2] == "  [2/3; ETA 2.1 min] FAILED  mmnist/rssm/s0: ValueError: x"
     assert out[3] == "  [3/3] done    mmnist/vta/s0  (50 s)"
+    progress.plan(SimpleNamespace(**vars(plan), missing_datasets=[], substitutes=[]), "")
+    assert capsys.readouterr().out.startswith("suite s: preset smoke")  # no description, no empty brackets
 
 
 # ---------------------------------------------------------------- your own data
@@ -626,7 +628,9 @@ def test_training_in_a_log_prints_plain_lines_with_step_loss_speed_and_eta(out_d
 
     argv = ["--model", "cwvae", "--preset", "smoke", "--out", str(out_dir), "--set", "train.log_every=2"]
     assert main(argv) == 0  # progress on, stdout captured: not a terminal
-    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("train cwvae:")]
+    out = capsys.readouterr().out
+    assert "\n\n" not in out.split("run directory:")[0]  # no empty line left behind by a bar (evaluation's)
+    lines = [x for x in out.splitlines() if x.startswith("train cwvae:")]
     assert [x.split("  ")[0] for x in lines] == ["train cwvae: step 2/4 (50%)", "train cwvae: step 4/4 (100%)"]
     assert "loss=" in lines[0] and "frames/s" in lines[0] and "ETA" in lines[0] and "ETA" not in lines[1]
     p = TrainProgress("m", total=100, start=40, plain=True)

@@ -156,7 +156,7 @@ class SuiteProgress:
     def plan(self, plan, description: str) -> None:
         self.total, self.start = sum(len(c) for c in plan.chains), time.monotonic()
         print(
-            f"suite {plan.suite} ({description}): preset {plan.preset}, {plan.seeds} seed(s); "
+            f"suite {plan.suite}{f' ({description})' if description else ''}: preset {plan.preset}, {plan.seeds} seed(s); "
             f"{self.total} run(s) to do, {len(plan.finished)} already finished",
             flush=True,
         )

@@ -712,7 +712,15 @@ def test_every_panel_of_the_training_curves_has_labelled_axes(figures, tmp_path)
     axes = figures[-1][1].axes
     assert len(axes) == 4  # loss, then KL of levels 1-3
     assert all(ax.get_xlabel() == "optimizer step" and ax.get_ylabel() for ax in axes)
-    assert axes[3].get_ylabel() == "KL of level 3 (nats per sequence)"
+    assert axes[3].get_ylabel() == "KL of level 3\n(nats per sequence)"
+    for ax in axes:  # KL over one decade stays linear, with ticks to read it by (symlog showed none)
+        low, high = ax.get_ylim()
+        assert ax.get_yscale() == "linear" and sum(low <= t <= high for t in ax.get_yticks()) >= 2
+    import pandas as pd
+
+    from reports.training import spans_decades
+
+    assert spans_decades([pd.Series([0.01, 5.0])]) and not spans_decades([pd.Series([0.0, 0.83, 0.86])])
 
 
 def test_a_finished_run_has_its_own_sample_strip(out_dir, monkeypatch):

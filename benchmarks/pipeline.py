@@ -103,10 +103,11 @@ def describe_run(cfg: dict, reference: bool) -> dict:
     except KeyError:
         paper_label = None
     try:
-        paper_dataset = get_dataset_class(cfg["dataset"]).paper_name
+        dataset_class = get_dataset_class(cfg["dataset"])
+        paper_dataset, paper_data = dataset_class.paper_name, dataset_class.paper_data
     except KeyError:
-        paper_dataset = None
-    return run_info(cfg, preset_dict, paper_label, paper_dataset, reference)
+        paper_dataset, paper_data = None, None
+    return run_info(cfg, preset_dict, paper_label, paper_dataset, reference, paper_data)
 
 
 def record_run(directory: Path, cfg: dict, reference: bool | None = None, overwrite: bool = True) -> bool:

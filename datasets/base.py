@@ -65,6 +65,9 @@ class Dataset:
     description: ClassVar[str] = ""
     # the dataset's name in the paper's Table 1 ("Moving MNIST"); None: not one of the paper's datasets
     paper_name: ClassVar[str | None] = None
+    # its videos are the paper's own (prepared from the archive its official code reads), not a
+    # generated stand-in: where two datasets share a paper name, the mean rank counts this one
+    paper_data: ClassVar[bool] = False
 
     def __init__(self, cfg: DataConfig):
         self.cfg = cfg

@@ -70,6 +70,7 @@ class KTHAction(PreparedDataset):
     config_class = KTHConfig
     description = "KTH Action, from the six official zips (persons 1-16 train, 17-25 test; 64x64 gray)"
     paper_name = "KTH Action"
+    paper_data = True
     archive_names = tuple(f"{a}.zip" for a in ACTIONS)
     source_hint = "/path/to/kth  # the folder holding boxing.zip ... walking.zip"
 

@@ -495,6 +495,8 @@ def entries_in_folder(reader: SourceReader, folder: str, suffix: str) -> list[En
 class OfficialVideoArchive(PreparedDataset):
     """An official CW-VAE archive: `<split folder>/*.mp4` of fixed-length 64x64 videos, stored as they are."""
 
+    paper_data = True  # the videos the official code reads
+
     split_folders: ClassVar[dict[str, str]] = {"train": "train", "test": "test"}
     frames: ClassVar[dict[str, int]] = {}  # frames of every video, per split
     stored_channels: ClassVar[int] = 3

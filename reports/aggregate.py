@@ -17,7 +17,7 @@ from rundir.stats import t_interval
 
 GROUP = ["dataset", "preset", "entry"]
 # per (dataset, preset, entry) or per metric, the same in every run of a group: carried through
-RUN_COLUMNS = ["model", "variant", "reference", "paper_label", "paper_dataset"]
+RUN_COLUMNS = ["model", "variant", "reference", "paper_label", "paper_dataset", "paper_data"]
 METRIC_COLUMNS = ["higher_is_better", "official_of"]
 
 
@@ -28,6 +28,7 @@ def run_columns(run: Run) -> dict:
         reference=run.is_reference,
         paper_label=run.paper_label or "",
         paper_dataset=run.paper_dataset or "",
+        paper_data=run.paper_data,  # None: unknown (run.json before it recorded it)
     )
 
 

@@ -217,9 +217,11 @@ def run_info(
     paper_label: str | None,
     paper_dataset: str | None,
     reference: bool,
+    paper_data: bool | None = None,
 ) -> dict:
     """The content of run.json for a run of config `cfg` (preset_cfg: its preset's own config,
-    None when it cannot be resolved, e.g. a model file that has moved: then no variant)."""
+    None when it cannot be resolved, e.g. a model file that has moved: then no variant).
+    paper_data: the dataset's videos are the paper's own, not a generated stand-in (None: unknown)."""
     ev = cfg.get("eval") or {}
     context, length = int(ev.get("context", 0)), int((cfg.get("data") or {}).get("test_length", 0))
     horizon = max(length - context, 0)
@@ -229,6 +231,7 @@ def run_info(
         "label": model_label(cfg["model_name"]),
         "paper_label": paper_label,
         "paper_dataset": paper_dataset,
+        "paper_data": paper_data,
         "reference": bool(reference),
         "variant": variant(cfg, preset_cfg) if preset_cfg is not None else "",
         "metrics": {m: metric_info(m).to_dict() for m in metrics},
@@ -590,6 +593,12 @@ class Run:
     def paper_dataset(self) -> str | None:
         """The dataset's name in the paper ('Moving MNIST'); None: not one of the paper's."""
         return self.info.get("paper_dataset")
+
+    @property
+    def paper_data(self) -> bool | None:
+        """Its videos are the paper's own (the official archive), not a generated stand-in of the same
+        paper dataset; None: unknown (run.json written before it recorded this)."""
+        return self.info.get("paper_data")
 
     @property
     def is_reference(self) -> bool:

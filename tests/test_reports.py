@@ -441,3 +441,59 @@ def test_the_papers_rows_sit_beside_the_official_mode_numbers(tmp_path):
     mr = pd.read_csv(results / "report" / "mean_rank.csv").set_index(["source", "model"])
     assert mr.loc[("ours:paper", "CW-VAE"), "cells"] == 2  # ssim and psnr; the official twin is not ranked
     assert mr.loc[("ours:paper", "CW-VAE"), "mean_rank"] == pytest.approx(1.5)  # ssim 1st, psnr 2nd
+
+
+def test_mean_rank_counts_moving_mnist_once_on_the_official_archive_where_a_model_has_it(tmp_path, capsys):
+    """Runs on both `mmnist` (generated) and `mmnist_official`: one Moving MNIST dataset in the mean rank,
+    each model on the official archive where it has runs there (run.json's paper_data), else on mmnist;
+    Table 1 keeps both, labelled. A run.json written before paper_data: `relabel` records it."""
+    from benchmarks.cli import main
+    from reports.build import table1_of
+    from reports.table1 import mean_rank_frame, mean_rank_markdown, table1_markdown
+
+    results = tmp_path / "results"
+    runs = [
+        ("cwvae", "mmnist", {"ssim": 0.80, "psnr": 20.0}),
+        ("cwvae", "mmnist_official", {"ssim": 0.60, "psnr": 15.0}),
+        ("notmpabs", "mmnist", {"ssim": 0.70, "psnr": 21.0}),
+        ("notmpabs", "mmnist_official", {"ssim": 0.65, "psnr": 16.0}),
+        ("rssm", "mmnist", {"ssim": 0.90, "psnr": 25.0}),  # no run on the official archive
+        ("cwvae", "kth", {"ssim": 0.70}),
+        ("notmpabs", "kth", {"ssim": 0.60}),
+    ]
+    for model, dataset, levels in runs:
+        write_fake_run(results, model, dataset=dataset, levels=levels, samples=False)
+    official = next((results / "runs" / "mmnist_official" / "cwvae").iterdir())
+    assert json.loads((official / "run.json").read_text())["paper_data"] is True
+
+    def ranks():
+        frame = mean_rank_frame(table1_of(collect(results))[1])
+        return frame[frame["source"] == "ours:smoke"].set_index("model")
+
+    ours = ranks()
+    # Moving MNIST ssim: RSSM 0.90 (mmnist) 1, NoTmpAbs 0.65 2, CW-VAE 0.60 3 (official); psnr the same
+    # order (25, 16, 15); KTH ssim: CW-VAE 1, NoTmpAbs 2. Counted twice it would be 5 cells, CW-VAE 2.0.
+    assert ours.loc["CW-VAE", "mean_rank"] == pytest.approx((3 + 3 + 1) / 3)
+    assert ours.loc["NoTmpAbs", "mean_rank"] == pytest.approx((2 + 2 + 2) / 3)
+    assert ours.loc["RSSM", "mean_rank"] == pytest.approx(1.0)
+    assert set(ours["total_cells"]) == {3} and ours.loc["CW-VAE", "cells"] == 3 and ours.loc["RSSM", "cells"] == 2
+    assert ours.loc["CW-VAE", "counted_on"] == "Moving MNIST: mmnist_official"
+    assert ours.loc["RSSM", "counted_on"] == "Moving MNIST: mmnist"
+    md = mean_rank_markdown(ours.reset_index())
+    assert "| CW-VAE | 2.33 | 3/3 | Moving MNIST: mmnist_official |" in md and "counted once" in md
+    table1 = table1_markdown(table1_of(collect(results))[1])
+    assert "### Moving MNIST (`mmnist`)" in table1 and "### Moving MNIST (`mmnist_official`)" in table1
+
+    # run.json from before paper_data: which is the paper's own data is unknown, the first by name counts
+    for path in (results / "runs").glob("mmnist_official/*/*/run.json"):
+        info = json.loads(path.read_text())
+        del info["paper_data"]
+        path.write_text(json.dumps(info))
+    ours = ranks()
+    assert ours.loc["CW-VAE", "counted_on"] == "Moving MNIST: mmnist" and set(ours["total_cells"]) == {3}
+    assert ours.loc["CW-VAE", "mean_rank"] == pytest.approx((2 + 3 + 1) / 3)  # ssim 0.80 2nd, psnr 20 3rd
+    capsys.readouterr()
+    assert main(["relabel", "--out", str(results)]) == 0
+    assert "recorded paper_data in the run.json of 2 more run directories" in capsys.readouterr().out
+    assert json.loads((official / "run.json").read_text())["paper_data"] is True
+    assert ranks().loc["CW-VAE", "counted_on"] == "Moving MNIST: mmnist_official"

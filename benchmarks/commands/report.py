@@ -51,7 +51,8 @@ def print_mean_rank(frame) -> None:
         print(f"mean rank ({source}; lower is better):")
         for r in sub.itertuples():
             paper = f"   paper Fig 5: {r.paper_printed:.2f}" if source == "paper" else ""
-            print(f"  {r.model:<10} {r.printed:>5}  ({r.cells}/{r.total_cells} cells){paper}")
+            counted = f"   counted on {r.counted_on}" if r.counted_on else ""
+            print(f"  {r.model:<10} {r.printed:>5}  ({r.cells}/{r.total_cells} cells){paper}{counted}")
 
 
 def main(argv: list[str]) -> int:

@@ -439,7 +439,7 @@ def run_local(
 class SlurmOptions:
     partition: str | None = None  # SLURM partition
     time: int = 24 * 60  # minutes per job
-    gpus: int = 0  # GPUs per job
+    gpus: int = 1  # GPUs per job (what `--gpus` says; pass --gpus 0 for CPU jobs)
     cpus_per_task: int = 4
 
 

@@ -111,3 +111,25 @@ def test_the_default_preset_is_one_everywhere():
         assert inspect.signature(fn).parameters["preset"].default == DEFAULT_PRESET
     assert KitConfig().preset == DEFAULT_PRESET and check_parser().parse_args(["cwvae"]).preset == DEFAULT_PRESET
     assert resolve_config("cwvae").preset == DEFAULT_PRESET
+
+
+def test_run_and_tune_take_the_slurm_options_declared_once():
+    """`--partition/--time/--gpus/--cpus-per-task` come from one helper: the same defaults (SlurmOptions')
+    and help in `bench.py --suite` and `bench.py tune`; a value given, 0 GPUs included, reaches SlurmOptions."""
+    from benchmarks.commands import run, slurm_options, tune
+    from benchmarks.suite import SlurmOptions
+
+    suite = ["--suite", "smoke", "--launcher", "slurm"]
+    default = SlurmOptions(partition=None, time=1440, gpus=1, cpus_per_task=4)
+    assert slurm_options(run.parser().parse_args(suite)) == default
+    assert slurm_options(tune.parser().parse_args(["--model", "rssm"])) == default
+    given = ["--partition", "gpu", "--time", "30", "--gpus", "0", "--cpus-per-task", "8"]
+    chosen = SlurmOptions(partition="gpu", time=30, gpus=0, cpus_per_task=8)
+    assert slurm_options(run.parser().parse_args([*suite, *given])) == chosen
+    assert slurm_options(tune.parser().parse_args(["--model", "rssm", *given])) == chosen
+    for parser, when in ((run.parser(), "--suite --launcher slurm"), (tune.parser(), "--launcher slurm")):
+        text = " ".join(parser.format_help().split())
+        assert f"--partition PARTITION with {when}: SLURM partition" in text
+        assert f"--time TIME with {when}: minutes per job (default: 1440)" in text
+        assert f"--gpus GPUS with {when}: GPUs per job (default: 1)" in text
+        assert f"--cpus-per-task CPUS_PER_TASK with {when}: CPUs per job (default: 4)" in text

@@ -48,3 +48,27 @@ def add_set_argument(p: argparse.ArgumentParser, example: str = "train.lr=1e-3",
         metavar="SECTION.KEY=VALUE",
         help=f"override {what}, e.g. --set {example} (repeatable)",
     )
+
+
+SLURM_ARGUMENTS = ("partition", "time", "gpus", "cpus_per_task")  # argparse dests of add_slurm_arguments
+
+
+def add_slurm_arguments(p: argparse.ArgumentParser, when: str) -> None:
+    """`--partition`, `--time`, `--gpus`, `--cpus-per-task` (the fields of benchmarks.suite.SlurmOptions),
+    None when not given; `slurm_options(args)` fills in SlurmOptions' defaults. when: what they go with
+    ("--launcher slurm"), printed in their help."""
+    from benchmarks.suite import SlurmOptions
+
+    default = SlurmOptions()
+    p.add_argument("--partition", help=f"with {when}: SLURM partition")
+    p.add_argument("--time", type=int, help=f"with {when}: minutes per job (default: {default.time})")
+    p.add_argument("--gpus", type=int, help=f"with {when}: GPUs per job (default: {default.gpus})")
+    p.add_argument("--cpus-per-task", type=int, help=f"with {when}: CPUs per job (default: {default.cpus_per_task})")
+
+
+def slurm_options(args: argparse.Namespace):
+    """The benchmarks.suite.SlurmOptions of the arguments `add_slurm_arguments` declared (defaults for those
+    not given)."""
+    from benchmarks.suite import SlurmOptions
+
+    return SlurmOptions(**{k: getattr(args, k) for k in SLURM_ARGUMENTS if getattr(args, k) is not None})

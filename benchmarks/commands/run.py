@@ -15,7 +15,14 @@ import argparse
 import time
 from pathlib import Path
 
-from benchmarks.commands import UsageError, add_set_argument, available_commands
+from benchmarks.commands import (
+    SLURM_ARGUMENTS,
+    UsageError,
+    add_set_argument,
+    add_slurm_arguments,
+    available_commands,
+    slurm_options,
+)
 from benchmarks.config import DEFAULT_PRESET
 
 
@@ -55,10 +62,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--launcher", help="with --suite: local | slurm (default: local)")
     p.add_argument("--jobs", type=int, help="with --suite --launcher local: processes at once (default: 1)")
-    p.add_argument("--partition", help="with --suite --launcher slurm: SLURM partition")
-    p.add_argument("--time", type=int, help="with --suite --launcher slurm: minutes per job (default: 1440)")
-    p.add_argument("--gpus", type=int, help="with --suite --launcher slurm: GPUs per job (default: 1)")
-    p.add_argument("--cpus-per-task", type=int, help="with --suite --launcher slurm: CPUs per job (default: 4)")
+    add_slurm_arguments(p, "--suite --launcher slurm")
     return p
 
 
@@ -110,14 +114,13 @@ def run_suite(args) -> int:
     """Plan, run what is missing, write the suite's manifest, the leaderboard and the report."""
     import sys
 
-    from benchmarks.suite import SlurmOptions, run_suite
+    from benchmarks.suite import run_suite
     from reports.build import write_report
     from reports.leaderboard import print_leaderboard, write_leaderboard
 
     out = Path(args.out)
     progress = SuiteProgress()
-    given = {k: v for k, v in vars(args).items() if k in ("time", "gpus", "cpus_per_task") and v is not None}
-    slurm = SlurmOptions(partition=args.partition, **given)
+    slurm = slurm_options(args)
     outcome = run_suite(
         args.suite,
         out,
@@ -185,8 +188,7 @@ class SuiteProgress:
 
 
 # options that only mean something with --suite, and with --launcher slurm
-SUITE_OPTIONS = ("seeds", "launcher", "jobs", "partition", "time", "gpus", "cpus_per_task", "tuned")
-SLURM_OPTIONS = ("partition", "time", "gpus", "cpus_per_task")
+SUITE_OPTIONS = ("seeds", "launcher", "jobs", *SLURM_ARGUMENTS, "tuned")
 POSITIVE = {"seeds": 1, "jobs": 1, "time": 1, "gpus": 0, "cpus_per_task": 1}  # the least each may be
 
 
@@ -214,7 +216,7 @@ def check_options(args) -> None:
             raise UsageError(f"{names} appl{'ies' if len(one_run) == 1 else 'y'} to one run (--model), not to --suite")
         if args.launcher not in (None, "local", "slurm"):
             raise UsageError(f"--launcher {args.launcher}: valid: local, slurm")
-        slurm_only = [k for k in SLURM_OPTIONS if k in given]
+        slurm_only = [k for k in SLURM_ARGUMENTS if k in given]
         if slurm_only and args.launcher != "slurm":
             raise UsageError(f"{flags(slurm_only)} with --suite --launcher slurm")
         if args.jobs is not None and args.launcher == "slurm":

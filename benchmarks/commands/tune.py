@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.commands import add_set_argument
+from benchmarks.commands import add_set_argument, add_slurm_arguments, slurm_options
 from benchmarks.config import DEFAULT_PRESET
 
 
@@ -41,15 +41,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results", help="results directory (default: results)")
     add_set_argument(p, "train.steps=200", "a config key of every trial (e.g. a step budget)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--partition", help="with --launcher slurm: SLURM partition")
-    p.add_argument("--time", type=int, default=24 * 60, help="with --launcher slurm: minutes per job (default: 1440)")
-    p.add_argument("--gpus", type=int, default=1, help="with --launcher slurm: GPUs per job (default: 1)")
-    p.add_argument("--cpus-per-task", type=int, default=4, help="with --launcher slurm: CPUs per job (default: 4)")
+    add_slurm_arguments(p, "--launcher slurm")
     return p
 
 
 def main(argv: list[str]) -> int:
-    from benchmarks.suite import SlurmOptions
     from benchmarks.tuning import prepare, tune
 
     args = parser().parse_args(argv)
@@ -66,7 +62,7 @@ def main(argv: list[str]) -> int:
         device=args.device,
         progress=not args.no_progress,
     )
-    slurm = SlurmOptions(partition=args.partition, time=args.time, gpus=args.gpus, cpus_per_task=args.cpus_per_task)
+    slurm = slurm_options(args)
     outcome = tune(spec, jobs=args.jobs, launcher=args.launcher, slurm=slurm, progress=not args.no_progress)
     states = ", ".join(f"{n} {state}" for state, n in sorted(outcome.counts.items()))
     print(f"study {spec.name}: {states} ({outcome.ran} run now, {outcome.seconds:.0f} s)")

@@ -23,7 +23,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from rundir.atomic import commit, sha256_file, write_json
+from rundir.atomic import commit, sha256_file, update_json, write_json
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "test")
@@ -166,12 +166,11 @@ def verified_stamp(path: Path, sha256: str) -> dict:
 
 
 def record_split(directory: Path, split: str, path: Path, source: dict) -> None:
-    """Add a finished split to the manifest (read-modify-write, atomic)."""
-    manifest_path = directory / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"splits": {}}
+    """Add a finished split to the manifest (read-modify-write under the manifest's lock, atomic: another
+    process recording a split or a validation split at the same time keeps its entry)."""
     arr = np.load(path, mmap_mode="r")
     digest = sha256_file(path)
-    manifest["splits"][split] = {
+    entry = {
         "file": path.name,
         "shape": list(arr.shape),
         "dtype": "uint8",
@@ -179,9 +178,14 @@ def record_split(directory: Path, split: str, path: Path, source: dict) -> None:
         "frames": int(arr.shape[0] * arr.shape[1]),
         "sha256": digest,
     }
-    manifest["source"] = source
     write_json(directory / f".verified-{split}.json", verified_stamp(path, digest))  # just hashed: no re-hash
-    write_json(manifest_path, manifest)
+
+    def add(manifest: dict) -> bool:
+        manifest.setdefault("splits", {})[split] = entry
+        manifest["source"] = source
+        return True
+
+    update_json(directory / MANIFEST, add, default={"splits": {}})
 
 
 def open_split_for_writing(directory: Path, split: str, shape: tuple[int, ...]) -> tuple[np.ndarray, Path, Path]:

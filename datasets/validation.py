@@ -16,13 +16,14 @@ Nothing is copied: both parts are views of the memory-mapped training split.
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
 import numpy as np
 
 from datasets.base import MANIFEST, Dataset
-from rundir.atomic import write_json
+from rundir.atomic import update_json
 
 
 class ValidationSplitError(ValueError):
@@ -80,25 +81,39 @@ def carve_validation(dataset: Dataset, train_videos, n_val: int, seed: int) -> t
 
 
 def record_validation(dataset: Dataset, n_val: int, seed: int, n_train: int, indices: np.ndarray) -> None:
-    """Add the split to manifest.json (atomic; nothing written when it is there already).
-    A read-only dataset (shared on a cluster) keeps its manifest: the split is deterministic."""
+    """Add the split to manifest.json (nothing written when it is there already). Several processes may
+    carve at once (tune workers, a tune and a run): the read-modify-write holds the manifest's lock
+    (rundir.atomic.update_json), so each one's split survives. A read-only dataset (shared on a cluster)
+    keeps its manifest: the split is deterministic."""
     path = Path(dataset.directory) / MANIFEST
+    key = split_key(n_val, seed)
+
+    def entry_of(manifest: dict) -> dict:
+        return {
+            "of": "train",
+            "videos": int(n_val),
+            "seed": int(seed),
+            "train_videos": int(n_train),
+            "train_sha256": manifest["splits"]["train"]["sha256"],
+            "indices": [int(i) for i in indices],
+        }
+
+    def add(manifest: dict) -> bool:
+        entry = entry_of(manifest)
+        if manifest.get("validation", {}).get(key) == entry:
+            return False
+        manifest.setdefault("validation", {})[key] = entry
+        return True
+
     manifest = json.loads(path.read_text())
-    entry = {
-        "of": "train",
-        "videos": int(n_val),
-        "seed": int(seed),
-        "train_videos": int(n_train),
-        "train_sha256": manifest["splits"]["train"]["sha256"],
-        "indices": [int(i) for i in indices],
-    }
-    if manifest.get("validation", {}).get(split_key(n_val, seed)) == entry:
-        return
-    manifest.setdefault("validation", {})[split_key(n_val, seed)] = entry
+    if manifest.get("validation", {}).get(key) == entry_of(manifest):
+        return  # recorded already: no lock, no write (a read-only dataset ends here)
     try:
-        write_json(path, manifest)
-    except PermissionError:
-        print(f"note: {path} is read-only; the validation split {split_key(n_val, seed)} is not recorded there")
+        update_json(path, add)
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        print(f"note: {path} is read-only; the validation split {key} is not recorded there")
 
 
 def recorded_validation(dataset: Dataset) -> dict:

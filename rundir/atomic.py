@@ -18,6 +18,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; `locked` does not lock there
+    fcntl = None
+
 
 @contextlib.contextmanager
 def atomic_open(
@@ -107,3 +112,32 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 24) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on `path` for the block, across processes: `fcntl.flock` on a sidecar
+    `.<name>.lock` beside it (the file itself is replaced by rename, so it cannot carry the lock).
+    The kernel releases it when the holder exits, however it exits; a lock file left behind blocks nobody."""
+    path = Path(path)
+    if fcntl is None:
+        yield
+        return
+    with open(path.parent / f".{path.name}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def update_json(path: str | os.PathLike, change: Callable[[dict], bool], default: dict | None = None) -> dict:
+    """Read-modify-write of a JSON file that several processes update (a dataset's manifest.json): under
+    `locked(path)`, read it (`default` when it does not exist), let `change(data)` edit the dict in place
+    and say whether it changed anything, and if so write it atomically. Returns the data as written (or read)."""
+    path = Path(path)
+    with locked(path):
+        data = json.loads(path.read_text()) if path.exists() else json.loads(json.dumps(default or {}))
+        if change(data):
+            write_json(path, data)
+    return data

@@ -308,3 +308,48 @@ def test_tuned_suite_applies_best_yaml_and_records_it(tmp_path):
     assert "RSSM [tuned]" in table1 and "Rows marked [tuned]" in table1
     index = (out / "report" / "index.md").read_text()
     assert "## Tuning" in index and "`train.lr=0.000321`" in index and "tuning/rssm/mmnist/smoke" in index
+
+
+def _record_many(directory: str, seeds: list[int], start, split: str | None) -> None:
+    """A worker of the manifest race test: records a validation split per seed (and one data split)."""
+    from types import SimpleNamespace
+
+    from datasets.base import record_split
+    from datasets.validation import record_validation, validation_indices
+
+    dataset = SimpleNamespace(directory=Path(directory))  # record_validation needs only its directory
+    start.wait()  # every worker starts at once
+    for seed in seeds:
+        record_validation(dataset, 2, seed, 10, validation_indices(10, 2, seed))
+    if split:
+        np.save(Path(directory) / f"{split}.npy", np.zeros((1, 2, 4, 4, 1), np.uint8))
+        record_split(Path(directory), split, Path(directory) / f"{split}.npy", {"generator": "test"})
+
+
+def test_manifest_updates_from_processes_at_once_keep_every_entry(tmp_path):
+    """Tune workers (or a tune and a run) carving validation splits, and a split being recorded, at the
+    same time: the manifest's read-modify-write is locked, so every key survives and the file parses."""
+    import multiprocessing
+
+    from datasets.base import MANIFEST
+    from datasets.validation import split_key
+
+    train = {"file": "train.npy", "shape": [10, 2, 4, 4, 1], "videos": 10, "sha256": "ab" * 32}
+    (tmp_path / MANIFEST).write_text(json.dumps({"splits": {"train": train}, "source": {}}))
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    start = context.Event()
+    workers = [
+        context.Process(target=_record_many, args=(str(tmp_path), list(range(w, 80, 4)), start, split))
+        for w, split in enumerate(["test", None, "extra", None])
+    ]
+    for p in workers:
+        p.start()
+    start.set()
+    for p in workers:
+        p.join(60)
+    assert [p.exitcode for p in workers] == [0, 0, 0, 0]
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    assert sorted(manifest["validation"]) == sorted(split_key(2, seed) for seed in range(80))
+    assert set(manifest["splits"]) == {"train", "test", "extra"} and manifest["splits"]["train"] == train
+    assert manifest["splits"]["extra"]["shape"] == [1, 2, 4, 4, 1]
+    assert manifest["validation"][split_key(2, 7)]["indices"] == [int(i) for i in validation_indices(10, 2, 7)]

@@ -23,6 +23,14 @@ try:
 except ImportError:  # Windows: no flock; `locked` does not lock there
     fcntl = None
 
+# The process's umask, read once at import (reading it means setting it, which is not safe
+# while other threads create files). mkstemp makes its temp files 0600 whatever the umask;
+# a written file gets the mode open() would have given it (0666 less the umask), so run
+# directories, checkpoints and exported weights shared on a cluster are readable as usual.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
 
 @contextlib.contextmanager
 def atomic_open(
@@ -36,6 +44,8 @@ def atomic_open(
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()

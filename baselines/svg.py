@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from models.base import VideoModel, register_model
+from models.checkpointing import checkpointed
 from models.nets import eval_mode
 
 
@@ -60,6 +61,9 @@ class SVGConfig:
         default=36, metadata={"min": 1}
     )  # training: frames whose skips the decoder uses; later frames reuse frame n_past - 1's
     channels: int = field(default=1, metadata={"choices": (1, 3)})  # image channels (filled from the dataset config)
+    checkpoint_activations: bool = False  # training: keep only each encoder/decoder stage's input for
+    # backward and re-run the stage there (same loss and gradients, about a third of the memory at the
+    # paper batch, ~30% more time per step; docs/performance.md). On in the paper preset (svg.yaml).
 
     @property
     def equivalent_dec_std(self) -> float:
@@ -108,13 +112,42 @@ class StepBatchNorm2d(nn.BatchNorm2d):
 def time_steps(net: nn.Module, steps: int):
     """Within the block, `net`'s batch norms treat their batch as `steps` time steps (see StepBatchNorm2d)."""
     norms = [m for m in net.modules() if isinstance(m, StepBatchNorm2d)]
+    before = [m.steps for m in norms]
     for m in norms:
         m.steps = steps
     try:
         yield net
     finally:
-        for m in norms:
-            m.steps = 1
+        for m, steps_before in zip(norms, before):
+            m.steps = steps_before
+
+
+def run_stage(
+    stage: nn.Module,
+    x: Tensor,
+    skip: Tensor | None = None,
+    src: Tensor | None = None,
+    *,
+    up=None,
+    checkpoint: bool = False,
+) -> Tensor:
+    """stage(x), or stage(cat([up(x), skip], 1)) in the decoders. skip: (N, c, h, w), or with `src`
+    (N / len(src) videos x len(src) steps) the encoder's (B, T, c, h, w), of which row b*len(src) + i
+    takes frame src[i] of video b (selected inside, so a checkpointed stage keeps no copy).
+    `checkpoint`: keep only the inputs for backward (models/checkpointing.py); the re-run there
+    sees the time steps the forward saw."""
+    norm = next((m for m in stage.modules() if isinstance(m, StepBatchNorm2d)), None)
+    steps = norm.steps if norm is not None else 1
+
+    def run(x: Tensor, skip: Tensor | None) -> Tensor:
+        if up is not None:
+            x = up(x)
+        if skip is not None:
+            x = torch.cat([x, skip if src is None else skip[:, src].flatten(0, 1)], 1)
+        with time_steps(stage, steps):
+            return stage(x)
+
+    return checkpointed(run, x, skip, module=stage, enabled=checkpoint)
 
 
 def block(cin: int, cout: int, conv: type = nn.Conv2d, k: int = 4, s: int = 2, p: int = 1) -> nn.Sequential:
@@ -124,34 +157,38 @@ def block(cin: int, cout: int, conv: type = nn.Conv2d, k: int = 4, s: int = 2, p
 class DCGANEncoder(nn.Module):
     """dcgan_64.encoder: (N, C, 64, 64) -> (N, g) in [-1, 1] and skips at 32, 16, 8, 4."""
 
-    def __init__(self, g: int, nc: int, nf: int = 64):
+    def __init__(self, g: int, nc: int, nf: int = 64, checkpoint: bool = False):
         super().__init__()
+        self.checkpoint = checkpoint  # run_stage's
         self.stages = nn.ModuleList([block(nc, nf), block(nf, 2 * nf), block(2 * nf, 4 * nf), block(4 * nf, 8 * nf)])
         self.last = nn.Sequential(nn.Conv2d(8 * nf, g, 4, 1, 0), StepBatchNorm2d(g), nn.Tanh())
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         skips = []
         for stage in self.stages:
-            x = stage(x)
+            x = run_stage(stage, x, checkpoint=self.checkpoint)
             skips.append(x)
-        return self.last(x).flatten(1), skips
+        return run_stage(self.last, x, checkpoint=self.checkpoint).flatten(1), skips
 
 
 class DCGANDecoder(nn.Module):
     """dcgan_64.decoder: (N, g) and the encoder's skips -> (N, C, 64, 64) in [0, 1]."""
 
-    def __init__(self, g: int, nc: int, nf: int = 64):
+    def __init__(self, g: int, nc: int, nf: int = 64, checkpoint: bool = False):
         super().__init__()
+        self.checkpoint = checkpoint  # run_stage's
         up = nn.ConvTranspose2d
         self.first = block(g, 8 * nf, up, 4, 1, 0)  # 1 -> 4
         self.stages = nn.ModuleList([block(16 * nf, 4 * nf, up), block(8 * nf, 2 * nf, up), block(4 * nf, nf, up)])
         self.last = nn.Sequential(up(2 * nf, nc, 4, 2, 1), nn.Sigmoid())
 
-    def forward(self, g: Tensor, skips: list[Tensor]) -> Tensor:
-        x = self.first(g[:, :, None, None])
+    def forward(self, g: Tensor, skips: list[Tensor], src: Tensor | None = None) -> Tensor:
+        """g (N, g) and skips (N, c, h, w), or (B, T, c, h, w) with `src` (see run_stage)."""
+        ck = self.checkpoint
+        x = run_stage(self.first, g[:, :, None, None], checkpoint=ck)
         for stage, skip in zip(self.stages, reversed(skips[1:])):
-            x = stage(torch.cat([x, skip], 1))
-        return self.last(torch.cat([x, skips[0]], 1))
+            x = run_stage(stage, x, skip, src, checkpoint=ck)
+        return run_stage(self.last, x, skips[0], src, checkpoint=ck)
 
 
 def vgg(cin: int, cout: int) -> nn.Sequential:
@@ -161,8 +198,9 @@ def vgg(cin: int, cout: int) -> nn.Sequential:
 class VGGEncoder(nn.Module):
     """vgg_64.encoder: VGG blocks with max pooling; skips at 64, 32, 16, 8 (widths nf, 2nf, 4nf, 8nf)."""
 
-    def __init__(self, g: int, nc: int, nf: int = 64):
+    def __init__(self, g: int, nc: int, nf: int = 64, checkpoint: bool = False):
         super().__init__()
+        self.checkpoint = checkpoint  # run_stage's
         a, b, c, d = nf, 2 * nf, 4 * nf, 8 * nf
         self.stages = nn.ModuleList(
             [
@@ -178,16 +216,17 @@ class VGGEncoder(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         skips = []
         for i, stage in enumerate(self.stages):
-            x = stage(x if i == 0 else self.pool(x))
+            x = run_stage(stage, x, up=None if i == 0 else self.pool, checkpoint=self.checkpoint)
             skips.append(x)
-        return self.last(self.pool(x)).flatten(1), skips
+        return run_stage(self.last, x, up=self.pool, checkpoint=self.checkpoint).flatten(1), skips
 
 
 class VGGDecoder(nn.Module):
     """vgg_64.decoder: nearest upsampling and VGG blocks, skips concatenated at 8, 16, 32, 64."""
 
-    def __init__(self, g: int, nc: int, nf: int = 64):
+    def __init__(self, g: int, nc: int, nf: int = 64, checkpoint: bool = False):
         super().__init__()
+        self.checkpoint = checkpoint  # run_stage's
         a, b, c, d = nf, 2 * nf, 4 * nf, 8 * nf
         self.first = block(g, d, nn.ConvTranspose2d, 4, 1, 0)  # 1 -> 4
         self.stages = nn.ModuleList(
@@ -200,10 +239,11 @@ class VGGDecoder(nn.Module):
         )
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
 
-    def forward(self, g: Tensor, skips: list[Tensor]) -> Tensor:
-        x = self.first(g[:, :, None, None])
+    def forward(self, g: Tensor, skips: list[Tensor], src: Tensor | None = None) -> Tensor:
+        """g (N, g) and skips (N, c, h, w), or (B, T, c, h, w) with `src` (see run_stage)."""
+        x = run_stage(self.first, g[:, :, None, None], checkpoint=self.checkpoint)
         for stage, skip in zip(self.stages, reversed(skips)):
-            x = stage(torch.cat([self.up(x), skip], 1))
+            x = run_stage(stage, x, skip, src, up=self.up, checkpoint=self.checkpoint)
         return x
 
 
@@ -312,7 +352,8 @@ class SVG(VideoModel):
         super().__init__(**hparams)
         c = self.cfg
         enc, dec = (DCGANEncoder, DCGANDecoder) if c.backbone == "dcgan" else (VGGEncoder, VGGDecoder)
-        self.encoder, self.decoder = enc(c.g_dim, c.channels, c.nf), dec(c.g_dim, c.channels, c.nf)
+        ck = c.checkpoint_activations
+        self.encoder, self.decoder = enc(c.g_dim, c.channels, c.nf, ck), dec(c.g_dim, c.channels, c.nf, ck)
         out = nn.Sequential(nn.Linear(c.rnn_size, c.g_dim), nn.Tanh())
         self.predictor = LSTMHead(c.g_dim + c.z_dim, c.rnn_size, c.predictor_layers, out)
         self.posterior = LSTMHead(c.g_dim, c.rnn_size, c.posterior_layers, GaussianHead(c.rnn_size, c.z_dim))
@@ -346,9 +387,8 @@ class SVG(VideoModel):
         g, _ = self.predictor(torch.cat([h[:, :-1], z], -1))  # (B, T-1, g), teacher forcing
         # frame t + 1 uses the skips of frame t up to the last "past" frame, then those of frame n_past - 1
         src = torch.arange(T - 1, device=video.device).clamp(max=c.n_past - 1)  # (T-1,)
-        step_skips = [s[:, src].flatten(0, 1) for s in skips]  # (B*(T-1), ...)
         with time_steps(self.decoder, T - 1):  # one batch-norm batch per step, as the official loop
-            pred = self.decoder(g.flatten(0, 1), step_skips).unflatten(0, (B, T - 1))  # (B, T-1, C, H, W)
+            pred = self.decoder(g.flatten(0, 1), skips, src).unflatten(0, (B, T - 1))  # (B, T-1, C, H, W)
         mse = (pred - video[:, 1:]).pow(2).mean(dim=(0, 2, 3, 4)).sum()  # nn.MSELoss per step, summed over steps
         kld = kl_logvar(mu, logvar, mu_p, logvar_p).sum() / B  # official kl_criterion summed over steps
         loss = mse + c.beta * kld

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.base import VideoModel, register_model
+from models.checkpointing import sequential
 from models.nets import apply_frames, eval_mode, gaussian_kl, gaussian_nll
 
 
@@ -54,6 +55,9 @@ class VTAConfig:
     channels: int = 1  # image channels (filled from the dataset config; official: 3)
     image_size: int = 64  # frame height and width, 32 * 2^k (official networks: 32; 64 adds one layer each)
     dec_std: float = 1.0  # std of the Gaussian image likelihood over frames in [0, 1] (official obs_std / 2)
+    checkpoint_activations: bool = False  # training: keep only each encoder/decoder layer's input for
+    # backward and re-run the layer there (same loss and gradients, less memory, more time per step;
+    # docs/performance.md). On in the paper preset (vta.yaml).
 
     def __post_init__(self):
         if self.init_size < 1:
@@ -87,23 +91,25 @@ class Encoder(nn.Module):
     """(N, C, S, S) -> (N, F). Official (S = 32): 32 -> 16 -> 8 -> 4 -> 1; each doubling of S
     adds one stride-2 conv in front (64 -> 32)."""
 
-    def __init__(self, channels: int, feat: int, extra: int):
+    def __init__(self, channels: int, feat: int, extra: int, checkpoint: bool = False):
         super().__init__()
+        self.checkpoint = checkpoint  # each layer's input only, kept for backward
         downs = 3 + extra  # stride-2 convs down to 4x4
         layers = [conv2d(channels if i == 0 else feat, feat, 4, 2, 1) for i in range(downs)]
         layers.append(conv2d(feat, feat, 4, 1, 0))  # 4 -> 1
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).flatten(1)
+        return sequential(self.net, x, self.checkpoint).flatten(1)
 
 
 class Decoder(nn.Module):
     """(N, F) -> (N, C, S, S) in [-1, 1]. Official (S = 32): 1 -> 4 -> 8 -> 16 -> 32; each
     doubling of S adds one stride-2 transposed conv before the last (16 -> 32 for 64x64)."""
 
-    def __init__(self, feat: int, channels: int, extra: int):
+    def __init__(self, feat: int, channels: int, extra: int, checkpoint: bool = False):
         super().__init__()
+        self.checkpoint = checkpoint  # each layer's input only, kept for backward
         layers = [deconv2d(feat, feat, 4, 1, 0)]  # 1 -> 4
         layers += [deconv2d(feat, feat) for _ in range(2 + extra)]  # 4 -> 8 -> 16 (-> 32 ...)
         layers.append(
@@ -112,7 +118,7 @@ class Decoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, feat: Tensor) -> Tensor:
-        return self.net(feat[:, :, None, None])
+        return sequential(self.net, feat[:, :, None, None], self.checkpoint)
 
 
 class PostBoundary(nn.Module):
@@ -172,8 +178,8 @@ class VTA(VideoModel):
         super().__init__(**hparams)
         c = self.cfg
         F_, S = c.belief, c.state
-        self.encoder = Encoder(c.channels, F_, c.extra_layers)
-        self.decoder = Decoder(F_, c.channels, c.extra_layers)
+        self.encoder = Encoder(c.channels, F_, c.extra_layers, c.checkpoint_activations)
+        self.decoder = Decoder(F_, c.channels, c.extra_layers, c.checkpoint_activations)
         self.prior_boundary = nn.Linear(F_, 2)
         self.post_boundary = PostBoundary(F_, c.num_layers)
         self.abs_feat = nn.Linear(F_ + S, F_)

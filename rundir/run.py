@@ -65,6 +65,7 @@ OPERATIONAL = (
     "train.eval_every",
     "train.eval_videos",
     "train.val_horizon",
+    "model.checkpoint_activations",  # SVG, VTA: memory against time, the same numbers (models/checkpointing.py)
 )
 # What an evaluation may change without touching the training.
 EVAL_ONLY = ("eval", "data.test_length", "data.n_test")

@@ -149,3 +149,13 @@ def test_checkpointing_keeps_less_for_backward(variant):
     # measured at these sizes: SVG 6.8 MB -> 2.4 MB, VTA 5.9 MB -> 2.3 MB (at the paper
     # configuration's batch 10: 3.4 GB -> 1.0 GB and 3.9 GB -> 1.3 GB, docs/performance.md)
     assert kept[True] < 0.5 * kept[False], kept
+
+
+def test_the_switch_is_on_at_the_paper_preset_only_and_leaves_the_run_identity():
+    from benchmarks.config import resolve_config
+
+    for model in ("svg", "vta"):
+        on = {p: resolve_config(model, "mmnist", p) for p in ("smoke", "quick", "paper")}
+        assert [c.build_model().cfg.checkpoint_activations for c in on.values()] == [False, False, True]
+        off = resolve_config(model, "mmnist", "paper", sets=["model.checkpoint_activations=false"])
+        assert off.hash() == on["paper"].hash()  # the same numbers: the same run (rundir.run.OPERATIONAL)

@@ -35,6 +35,8 @@ from models.base import VideoModel, register_model
 from models.checkpointing import checkpointed
 from models.nets import eval_mode
 
+CHECKPOINT_STEPS = 10  # time steps per checkpointed chunk of the encoder and decoder (checkpoint_activations)
+
 
 @dataclass(frozen=True)
 class SVGConfig:
@@ -61,9 +63,9 @@ class SVGConfig:
         default=36, metadata={"min": 1}
     )  # training: frames whose skips the decoder uses; later frames reuse frame n_past - 1's
     channels: int = field(default=1, metadata={"choices": (1, 3)})  # image channels (filled from the dataset config)
-    checkpoint_activations: bool = False  # training: keep only each encoder/decoder stage's input for
-    # backward and re-run the stage there (same loss and gradients, about a third of the memory at the
-    # paper batch, ~30% more time per step; docs/performance.md). On in the paper preset (svg.yaml).
+    checkpoint_activations: bool = False  # training: run the encoder and decoder CHECKPOINT_STEPS time steps
+    # at a time, keeping only each chunk's inputs for backward and re-running it there (the same loss and
+    # gradients; less memory, more time per step: docs/performance.md). On at the paper preset (svg.yaml).
 
     @property
     def equivalent_dec_std(self) -> float:
@@ -122,34 +124,6 @@ def time_steps(net: nn.Module, steps: int):
             m.steps = steps_before
 
 
-def run_stage(
-    stage: nn.Module,
-    x: Tensor,
-    skip: Tensor | None = None,
-    src: Tensor | None = None,
-    *,
-    up=None,
-    checkpoint: bool = False,
-) -> Tensor:
-    """stage(x), or stage(cat([up(x), skip], 1)) in the decoders. skip: (N, c, h, w), or with `src`
-    (N / len(src) videos x len(src) steps) the encoder's (B, T, c, h, w), of which row b*len(src) + i
-    takes frame src[i] of video b (selected inside, so a checkpointed stage keeps no copy).
-    `checkpoint`: keep only the inputs for backward (models/checkpointing.py); the re-run there
-    sees the time steps the forward saw."""
-    norm = next((m for m in stage.modules() if isinstance(m, StepBatchNorm2d)), None)
-    steps = norm.steps if norm is not None else 1
-
-    def run(x: Tensor, skip: Tensor | None) -> Tensor:
-        if up is not None:
-            x = up(x)
-        if skip is not None:
-            x = torch.cat([x, skip if src is None else skip[:, src].flatten(0, 1)], 1)
-        with time_steps(stage, steps):
-            return stage(x)
-
-    return checkpointed(run, x, skip, module=stage, enabled=checkpoint)
-
-
 def block(cin: int, cout: int, conv: type = nn.Conv2d, k: int = 4, s: int = 2, p: int = 1) -> nn.Sequential:
     return nn.Sequential(conv(cin, cout, k, s, p), StepBatchNorm2d(cout), nn.LeakyReLU(0.2))
 
@@ -157,38 +131,34 @@ def block(cin: int, cout: int, conv: type = nn.Conv2d, k: int = 4, s: int = 2, p
 class DCGANEncoder(nn.Module):
     """dcgan_64.encoder: (N, C, 64, 64) -> (N, g) in [-1, 1] and skips at 32, 16, 8, 4."""
 
-    def __init__(self, g: int, nc: int, nf: int = 64, checkpoint: bool = False):
+    def __init__(self, g: int, nc: int, nf: int = 64):
         super().__init__()
-        self.checkpoint = checkpoint  # run_stage's
         self.stages = nn.ModuleList([block(nc, nf), block(nf, 2 * nf), block(2 * nf, 4 * nf), block(4 * nf, 8 * nf)])
         self.last = nn.Sequential(nn.Conv2d(8 * nf, g, 4, 1, 0), StepBatchNorm2d(g), nn.Tanh())
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         skips = []
         for stage in self.stages:
-            x = run_stage(stage, x, checkpoint=self.checkpoint)
+            x = stage(x)
             skips.append(x)
-        return run_stage(self.last, x, checkpoint=self.checkpoint).flatten(1), skips
+        return self.last(x).flatten(1), skips
 
 
 class DCGANDecoder(nn.Module):
     """dcgan_64.decoder: (N, g) and the encoder's skips -> (N, C, 64, 64) in [0, 1]."""
 
-    def __init__(self, g: int, nc: int, nf: int = 64, checkpoint: bool = False):
+    def __init__(self, g: int, nc: int, nf: int = 64):
         super().__init__()
-        self.checkpoint = checkpoint  # run_stage's
         up = nn.ConvTranspose2d
         self.first = block(g, 8 * nf, up, 4, 1, 0)  # 1 -> 4
         self.stages = nn.ModuleList([block(16 * nf, 4 * nf, up), block(8 * nf, 2 * nf, up), block(4 * nf, nf, up)])
         self.last = nn.Sequential(up(2 * nf, nc, 4, 2, 1), nn.Sigmoid())
 
-    def forward(self, g: Tensor, skips: list[Tensor], src: Tensor | None = None) -> Tensor:
-        """g (N, g) and skips (N, c, h, w), or (B, T, c, h, w) with `src` (see run_stage)."""
-        ck = self.checkpoint
-        x = run_stage(self.first, g[:, :, None, None], checkpoint=ck)
+    def forward(self, g: Tensor, skips: list[Tensor]) -> Tensor:
+        x = self.first(g[:, :, None, None])
         for stage, skip in zip(self.stages, reversed(skips[1:])):
-            x = run_stage(stage, x, skip, src, checkpoint=ck)
-        return run_stage(self.last, x, skips[0], src, checkpoint=ck)
+            x = stage(torch.cat([x, skip], 1))
+        return self.last(torch.cat([x, skips[0]], 1))
 
 
 def vgg(cin: int, cout: int) -> nn.Sequential:
@@ -198,9 +168,8 @@ def vgg(cin: int, cout: int) -> nn.Sequential:
 class VGGEncoder(nn.Module):
     """vgg_64.encoder: VGG blocks with max pooling; skips at 64, 32, 16, 8 (widths nf, 2nf, 4nf, 8nf)."""
 
-    def __init__(self, g: int, nc: int, nf: int = 64, checkpoint: bool = False):
+    def __init__(self, g: int, nc: int, nf: int = 64):
         super().__init__()
-        self.checkpoint = checkpoint  # run_stage's
         a, b, c, d = nf, 2 * nf, 4 * nf, 8 * nf
         self.stages = nn.ModuleList(
             [
@@ -216,17 +185,16 @@ class VGGEncoder(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         skips = []
         for i, stage in enumerate(self.stages):
-            x = run_stage(stage, x, up=None if i == 0 else self.pool, checkpoint=self.checkpoint)
+            x = stage(x if i == 0 else self.pool(x))
             skips.append(x)
-        return run_stage(self.last, x, up=self.pool, checkpoint=self.checkpoint).flatten(1), skips
+        return self.last(self.pool(x)).flatten(1), skips
 
 
 class VGGDecoder(nn.Module):
     """vgg_64.decoder: nearest upsampling and VGG blocks, skips concatenated at 8, 16, 32, 64."""
 
-    def __init__(self, g: int, nc: int, nf: int = 64, checkpoint: bool = False):
+    def __init__(self, g: int, nc: int, nf: int = 64):
         super().__init__()
-        self.checkpoint = checkpoint  # run_stage's
         a, b, c, d = nf, 2 * nf, 4 * nf, 8 * nf
         self.first = block(g, d, nn.ConvTranspose2d, 4, 1, 0)  # 1 -> 4
         self.stages = nn.ModuleList(
@@ -239,11 +207,10 @@ class VGGDecoder(nn.Module):
         )
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
 
-    def forward(self, g: Tensor, skips: list[Tensor], src: Tensor | None = None) -> Tensor:
-        """g (N, g) and skips (N, c, h, w), or (B, T, c, h, w) with `src` (see run_stage)."""
-        x = run_stage(self.first, g[:, :, None, None], checkpoint=self.checkpoint)
+    def forward(self, g: Tensor, skips: list[Tensor]) -> Tensor:
+        x = self.first(g[:, :, None, None])
         for stage, skip in zip(self.stages, reversed(skips)):
-            x = run_stage(stage, x, skip, src, up=self.up, checkpoint=self.checkpoint)
+            x = stage(torch.cat([self.up(x), skip], 1))
         return x
 
 
@@ -352,8 +319,7 @@ class SVG(VideoModel):
         super().__init__(**hparams)
         c = self.cfg
         enc, dec = (DCGANEncoder, DCGANDecoder) if c.backbone == "dcgan" else (VGGEncoder, VGGDecoder)
-        ck = c.checkpoint_activations
-        self.encoder, self.decoder = enc(c.g_dim, c.channels, c.nf, ck), dec(c.g_dim, c.channels, c.nf, ck)
+        self.encoder, self.decoder = enc(c.g_dim, c.channels, c.nf), dec(c.g_dim, c.channels, c.nf)
         out = nn.Sequential(nn.Linear(c.rnn_size, c.g_dim), nn.Tanh())
         self.predictor = LSTMHead(c.g_dim + c.z_dim, c.rnn_size, c.predictor_layers, out)
         self.posterior = LSTMHead(c.g_dim, c.rnn_size, c.posterior_layers, GaussianHead(c.rnn_size, c.z_dim))
@@ -381,18 +347,50 @@ class SVG(VideoModel):
             raise ValueError(
                 f"SVG trains on windows longer than n_past = {c.n_past}; got {T} frames (raise train.seq_len)"
             )
-        h, skips = self.encode(video)  # (B, T, g), [(B, T, ...)]
+        # one chunk of all T steps, or CHECKPOINT_STEPS at a time, each kept for backward as its inputs only
+        # (exact: every time step is its own batch-norm batch)
+        steps = CHECKPOINT_STEPS if c.checkpoint_activations else T
+        h, skips = self.encode_chunks(video, steps)  # (B, T, g), per chunk [(B, steps, ...)]
         (z, mu, logvar), _ = self.posterior(h[:, 1:], eps=eps)  # q(z_t | x_1:t), t = 1..T-1
         (_, mu_p, logvar_p), _ = self.prior(h[:, :-1])  # p(z_t | x_1:t-1)
         g, _ = self.predictor(torch.cat([h[:, :-1], z], -1))  # (B, T-1, g), teacher forcing
-        # frame t + 1 uses the skips of frame t up to the last "past" frame, then those of frame n_past - 1
-        src = torch.arange(T - 1, device=video.device).clamp(max=c.n_past - 1)  # (T-1,)
-        with time_steps(self.decoder, T - 1):  # one batch-norm batch per step, as the official loop
-            pred = self.decoder(g.flatten(0, 1), skips, src).unflatten(0, (B, T - 1))  # (B, T-1, C, H, W)
+        pred = self.decode_chunks(g, skips, steps)  # (B, T-1, C, H, W)
         mse = (pred - video[:, 1:]).pow(2).mean(dim=(0, 2, 3, 4)).sum()  # nn.MSELoss per step, summed over steps
         kld = kl_logvar(mu, logvar, mu_p, logvar_p).sum() / B  # official kl_criterion summed over steps
         loss = mse + c.beta * kld
         return loss, {"mse": mse.detach() / (T - 1), "kl": kld.detach() / (T - 1)}
+
+    def encode_chunks(self, video: Tensor, steps: int) -> tuple[Tensor, list[list[Tensor]]]:
+        """`encode`, `steps` time steps at a time (checkpointed with checkpoint_activations):
+        h (B, T, g) and, per chunk, its skips [(B, <= steps, c, h, w)]."""
+        hs, skips = [], []
+        for x in video.split(steps, dim=1):  # (B, <= steps, C, H, W)
+            h, s = checkpointed(self.encode, x, module=self.encoder, enabled=self.cfg.checkpoint_activations)
+            hs.append(h)
+            skips.append(s)
+        return torch.cat(hs, 1), skips
+
+    def decode_chunks(self, g: Tensor, skips: list[list[Tensor]], steps: int) -> Tensor:
+        """g (B, T-1, g) and encode_chunks' skips -> predicted frames 1..T-1 (B, T-1, C, H, W), in the
+        same chunks of `steps`. Frame t + 1 uses the skips of frame t up to the last "past" frame, then
+        those of frame n_past - 1: all of one decoder chunk's come from one encoder chunk (the same
+        steps, or the one holding frame n_past - 1)."""
+        B, T1 = g.shape[:2]
+        last = self.cfg.n_past - 1
+        preds = []
+        for a in range(0, T1, steps):
+            b = min(a + steps, T1)
+            j = min(a, last) // steps  # the encoder chunk of every source frame of steps a..b-1
+            src = torch.arange(a, b, device=g.device).clamp(max=last) - j * steps  # (b - a,) in chunk j
+
+            def run(g_c: Tensor, *chunk: Tensor, src: Tensor = src) -> Tensor:
+                step_skips = [s[:, src].flatten(0, 1) for s in chunk]  # (B*(b-a), ...)
+                with time_steps(self.decoder, g_c.shape[1]):  # one batch-norm batch per step, as the official loop
+                    return self.decoder(g_c.flatten(0, 1), step_skips).unflatten(0, (B, -1))  # (B, b-a, C, H, W)
+
+            enabled = self.cfg.checkpoint_activations
+            preds.append(checkpointed(run, g[:, a:b], *skips[j], module=self.decoder, enabled=enabled))
+        return torch.cat(preds, 1)
 
     @torch.no_grad()
     def predict(self, context: Tensor, horizon: int, n_samples: int = 1) -> Tensor:

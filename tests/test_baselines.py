@@ -226,14 +226,12 @@ def test_svg_feeds_back_its_own_frames_and_skips_from_the_last_context_frame():
 def test_svg_training_skips_come_from_the_last_past_frame():
     model = smoke("svg", n_past=3).train()
     used = []
-    # in training the decoder gets the encoder's skips (B, T, ...) and the frame each step takes them from
-    model.decoder.register_forward_hook(lambda m, args, out: used.append((args[1][0].clone(), args[2])))
+    model.decoder.register_forward_hook(lambda m, args, out: used.append([s.clone() for s in args[1]]))
     video = moving_square(2, 8)
     with torch.no_grad():
         model.loss(video)
         _, skips = model.encode(video)  # the same batch statistics as inside loss(): one batch per time step
-    full, src = used[0]
-    got = full[:, src]  # (B, T-1, ...): the skips used for frames 1..7
+    got = used[0][0].unflatten(0, (2, 7))  # (B, T-1, ...): the skips used for frames 1..7
     for t in range(7):
         src = min(t, 2)  # frame t + 1 uses frame t's skips up to frame n_past - 1 = 2
         assert torch.equal(got[:, t], skips[0][:, src])

@@ -57,3 +57,33 @@ def sequential(net: nn.Sequential, x, enabled: bool):
     for child in net:
         x = checkpointed(child, x, module=child, enabled=enabled)
     return x
+
+
+def saved_for_backward(model: nn.Module, fn: Callable, *args, depth: int = 2, keep: bool = True) -> dict[str, int]:
+    """Bytes that autograd keeps for backward while fn(*args) runs, per submodule of `model`
+    (names cut to `depth` parts; "" = the model itself), each storage counted once; a
+    checkpointed region counts only its inputs. keep=False hands autograd nothing to keep, so
+    a forward whose backward would not fit in memory can be measured (no backward can follow),
+    and a storage saved twice counts twice. For docs/performance.md's breakdown."""
+    stack, seen, out = [], set(), {}
+    hooks = []
+    for name, m in model.named_modules():
+        hooks.append(m.register_forward_pre_hook(lambda m, a, name=name: stack.append(name)))
+        hooks.append(m.register_forward_hook(lambda m, a, y: (stack.pop(), None)[1]))
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if keep and storage.data_ptr() in seen:
+            return t
+        seen.add(storage.data_ptr())
+        where = ".".join(stack[-1].split(".")[:depth]) if stack else ""
+        out[where] = out.get(where, 0) + storage.nbytes()
+        return t if keep else None
+
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            fn(*args)
+    finally:
+        for h in hooks:
+            h.remove()
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))

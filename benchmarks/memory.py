@@ -28,8 +28,12 @@ import sys
 
 M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
 M_MMAP_MAX = -4
-TRIM_THRESHOLD = 64 << 30  # bytes: never trim in practice
-POLICY = {"MALLOC_MMAP_MAX_": (M_MMAP_MAX, 0), "MALLOC_TRIM_THRESHOLD_": (M_TRIM_THRESHOLD, TRIM_THRESHOLD)}
+TRIM_THRESHOLD = 64 << 30  # bytes: never trim in practice (the environment variable is a size_t)
+# mallopt's value is a C int: 64 GiB would arrive as its low 32 bits, 0, i.e. trim at every free
+# (the bug this replaces: training ran with it until 2026-12-01). glibc stores M_TRIM_THRESHOLD's
+# int in a size_t, so -1 becomes SIZE_MAX: never trim, the environment's setting in effect.
+NEVER_TRIM = -1
+POLICY = {"MALLOC_MMAP_MAX_": (M_MMAP_MAX, 0, 0), "MALLOC_TRIM_THRESHOLD_": (M_TRIM_THRESHOLD, NEVER_TRIM, TRIM_THRESHOLD)}
 OPT_OUT = "CWBENCH_MALLOC"  # =system: leave glibc's defaults alone
 
 _applied: dict[str, int] | None = None
@@ -59,12 +63,12 @@ def apply_allocator_policy() -> dict[str, int]:
     _applied = {}
     if lib is None or os.environ.get(OPT_OUT, "").lower() == "system":
         return _applied
-    for name, (param, value) in POLICY.items():
+    for name, (param, mallopt_value, env_value) in POLICY.items():
         if name in os.environ:  # the user's choice; glibc already applied it at start-up
             continue
-        if lib.mallopt(param, value):
-            os.environ[name] = str(value)
-            _applied[name] = value
+        if lib.mallopt(param, ctypes.c_int(mallopt_value)):
+            os.environ[name] = str(env_value)
+            _applied[name] = env_value
     return _applied
 
 
@@ -77,10 +81,22 @@ class MallInfo2(ctypes.Structure):
     ] + [("keepcost", ctypes.c_size_t)]
 
 
-def mmapped_bytes() -> int | None:
-    """Bytes this process holds in mmapped malloc blocks (mallinfo2().hblkhd), None without glibc >= 2.33."""
+def heap_bytes() -> int | None:
+    """Bytes this process's malloc heaps hold from the system (mallinfo2().arena, free space
+    included: what a trim would give back), None without glibc >= 2.33."""
+    info = mallinfo2()
+    return None if info is None else int(info.arena)
+
+
+def mallinfo2() -> MallInfo2 | None:
     lib = libc()
     if lib is None or not hasattr(lib, "mallinfo2"):
         return None
     lib.mallinfo2.restype = MallInfo2
-    return int(lib.mallinfo2().hblkhd)
+    return lib.mallinfo2()
+
+
+def mmapped_bytes() -> int | None:
+    """Bytes this process holds in mmapped malloc blocks (mallinfo2().hblkhd), None without glibc >= 2.33."""
+    info = mallinfo2()
+    return None if info is None else int(info.hblkhd)

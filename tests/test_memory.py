@@ -109,3 +109,33 @@ def test_speed_workers_run_under_the_policy_or_the_systems_defaults():
     assert not set(POLICY) & set(worker_env("system"))
     with pytest.raises(ValueError, match="allocator must be 'policy' or 'system'"):
         worker_env("jemalloc")
+
+
+# the heap's bytes from the system while a 256 MiB block at the top of the heap lives, and after it is
+# freed (malloc and free called directly: a tensor's block need not be at the top, where a trim acts)
+TRIM = (
+    "import ctypes; from benchmarks.memory import heap_bytes, libc; lib = libc(); "
+    "lib.malloc.restype = ctypes.c_void_p; lib.free.argtypes = [ctypes.c_void_p]; "
+    "p = lib.malloc(256 << 20); ctypes.memset(p, 1, 256 << 20); alive = heap_bytes(); lib.free(p); "
+    "print(json.dumps({'alive': alive, 'freed': heap_bytes()}))"
+)
+
+
+@pytest.mark.parametrize("how", ["mallopt", "environment"])
+def test_the_policy_never_trims_the_heap(how):
+    """Freed memory stays in the process, whether the policy came by mallopt (this process) or by
+    the environment (a child). mallopt takes a C int: 64 GiB passed as is arrives as 0, which
+    trims at every free (the heap falls back by the whole 256 MiB); the policy passes -1."""
+    if how == "mallopt":
+        got = python(f"import json\n{SETUP}\n{TRIM}")
+    else:
+        got = python(f"import json\n{TRIM}", env={k: str(v[2]) for k, v in POLICY.items()})
+    assert got["alive"] >= 256 << 20
+    assert got["freed"] >= got["alive"] - (1 << 20)
+    # the controls: glibc's default trims what the top of the heap frees (mmap off, so the block is in
+    # the heap), and so does mallopt given 64 GiB, the int it cannot hold
+    got = python(f"import json\n{TRIM}", env={"MALLOC_MMAP_MAX_": "0"})
+    assert got["freed"] < got["alive"] - (200 << 20)
+    truncated = f"from benchmarks.memory import libc; libc().mallopt({POLICY['MALLOC_TRIM_THRESHOLD_'][0]}, 64 << 30)"
+    got = python(f"import json\n{truncated}\n{TRIM}", env={"MALLOC_MMAP_MAX_": "0"})
+    assert got["freed"] < got["alive"] - (200 << 20)

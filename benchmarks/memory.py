@@ -33,7 +33,11 @@ TRIM_THRESHOLD = 64 << 30  # bytes: never trim in practice (the environment vari
 # (the bug this replaces: training ran with it until 2026-12-01). glibc stores M_TRIM_THRESHOLD's
 # int in a size_t, so -1 becomes SIZE_MAX: never trim, the environment's setting in effect.
 NEVER_TRIM = -1
-POLICY = {"MALLOC_MMAP_MAX_": (M_MMAP_MAX, 0, 0), "MALLOC_TRIM_THRESHOLD_": (M_TRIM_THRESHOLD, NEVER_TRIM, TRIM_THRESHOLD)}
+# {variable: (mallopt parameter, mallopt value, environment value)}
+POLICY = {
+    "MALLOC_MMAP_MAX_": (M_MMAP_MAX, 0, 0),
+    "MALLOC_TRIM_THRESHOLD_": (M_TRIM_THRESHOLD, NEVER_TRIM, TRIM_THRESHOLD),
+}
 OPT_OUT = "CWBENCH_MALLOC"  # =system: leave glibc's defaults alone
 
 _applied: dict[str, int] | None = None

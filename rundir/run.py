@@ -491,7 +491,8 @@ def iter_runs(out: Path):
 
 @dataclass(frozen=True)
 class Skipped:
-    """A run directory that readers leave out: one of its files is damaged (`reason` names it)."""
+    """A run directory that readers leave out: one of its files is damaged (`reason` names it), or
+    a newer evaluated run of the same seed supersedes it (`one_per_seed`)."""
 
     directory: Path
     rel: str  # relative to the results directory
@@ -674,4 +675,37 @@ def collect(results: Path, skipped: list[Skipped] | None = None) -> list[Run]:
             skip(directory, results, e, skipped)
             continue
         runs.append(run)
+    runs = one_per_seed(runs, results, skipped)
     return sorted(runs, key=lambda r: (r.dataset, r.model, r.preset, r.variant, r.seed, r.rel))
+
+
+def one_per_seed(runs: list[Run], results: Path, skipped: list[Skipped] | None = None) -> list[Run]:
+    """One finished run per (dataset, row, preset, seed): tables and curves average over seeds, so
+    two evaluated runs of one seed (the same command before and after its config changed: a key
+    added, a preset retuned) would count twice. The most recently evaluated one is kept; each
+    other is left out with a warning naming the one kept (and appended to `skipped`)."""
+    newest: dict[tuple, Run] = {}
+    for run in runs:
+        if not run.finished:
+            continue
+        key = (run.dataset, run.entry, run.preset, run.seed)
+        if key not in newest or evaluated_at(run) > evaluated_at(newest[key]):
+            newest[key] = run
+    kept = []
+    for run in runs:
+        winner = newest.get((run.dataset, run.entry, run.preset, run.seed)) if run.finished else None
+        if winner is None or winner is run:
+            kept.append(run)
+            continue
+        reason = (
+            f"an older evaluated run of {run.entry} on {run.dataset}, preset {run.preset}, seed {run.seed} than "
+            f"{winner.rel} (directories {run.directory.name} and {winner.directory.name}: their configs differ); "
+            "a report counts one run per seed, the newest"
+        )
+        skip(run.directory, results, RunDirError(reason), skipped)
+    return kept
+
+
+def evaluated_at(run: Run) -> float:
+    """When the run's evaluation was written (eval/summary.csv's modification time)."""
+    return (run.directory / SUMMARY).stat().st_mtime

@@ -497,3 +497,27 @@ def test_mean_rank_counts_moving_mnist_once_on_the_official_archive_where_a_mode
     assert "recorded paper_data in the run.json of 2 more run directories" in capsys.readouterr().out
     assert json.loads((official / "run.json").read_text())["paper_data"] is True
     assert ranks().loc["CW-VAE", "counted_on"] == "Moving MNIST: mmnist_official"
+
+
+def test_two_evaluated_runs_of_one_seed_count_once_the_newest(tmp_path, capsys):
+    """The same command before and after its config changed (here: another directory, as a key added
+    to the config gives) leaves two evaluated runs of seed 0; the report keeps the newer one, lists
+    the older as left out, and its curves and Table 1 hold the newer one's numbers (before: the two
+    were averaged as if they were two seeds, and the curves failed on the repeated horizons)."""
+    import os
+
+    results = tmp_path / "results"
+    old = write_fake_run(results, "cwvae", levels={"ssim": 0.5, "psnr": 10.0}, samples=False)
+    moved = old.rename(old.with_name(old.name + "-old"))
+    os.utime(moved / "eval" / "summary.csv", (1_000_000_000, 1_000_000_000))  # evaluated long ago
+    write_fake_run(results, "cwvae", levels={"ssim": 0.7, "psnr": 12.0}, samples=False)
+    skipped = []
+    runs = collect(results, skipped)
+    assert [r.directory.name for r in runs if r.model == "cwvae"] == [moved.name.removesuffix("-old")]
+    assert [s.directory for s in skipped] == [moved] and "a report counts one run per seed" in skipped[0].reason
+    report = write_report(results, tmp_path / "report")
+    table = pd.read_csv(tmp_path / "report" / "table1.csv")
+    row = table[(table["entry"] == "CW-VAE") & (table["metric"] == "ssim") & (table["source"] == "ours")]
+    assert row["value"].item() == pytest.approx(curve("ssim", 0, 0.7).mean())
+    assert [s.rel for s in report.skipped] == [moved.relative_to(results).as_posix()]
+    assert moved.name in (tmp_path / "report" / "index.md").read_text()

@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
         out = Path(args.out) if args.out else runs / "report"
         report = write_report(runs, out, variants=args.variants, aggregate=args.aggregate, all_models=args.all_models)
         finished = sum(r.finished for r in report.runs)
-        damaged = f"; {len(report.skipped)} left out, a file damaged (listed in index.md)" if report.skipped else ""
+        damaged = f"; {len(report.skipped)} left out (listed in index.md)" if report.skipped else ""
         print(f"{finished} finished run(s) of {len(report.runs)} under {runs / 'runs'}{damaged}")
     print_mean_rank(report.mean_rank)
     print(f"wrote {len(report.files)} files to {out}" + ("" if args.paper else f"; start at {out / 'index.md'}"))

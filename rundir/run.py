@@ -684,26 +684,24 @@ def one_per_seed(runs: list[Run], results: Path, skipped: list[Skipped] | None =
     two evaluated runs of one seed (the same command before and after its config changed: a key
     added, a preset retuned) would count twice. The most recently evaluated one is kept; each
     other is left out with a warning naming the one kept (and appended to `skipped`)."""
+
+    def seed_key(run: Run) -> tuple:
+        return run.dataset, run.entry, run.preset, run.seed
+
+    finished = [run for run in runs if run.finished]
     newest: dict[tuple, Run] = {}
-    for run in runs:
-        if not run.finished:
-            continue
-        key = (run.dataset, run.entry, run.preset, run.seed)
-        if key not in newest or evaluated_at(run) > evaluated_at(newest[key]):
-            newest[key] = run
-    kept = []
-    for run in runs:
-        winner = newest.get((run.dataset, run.entry, run.preset, run.seed)) if run.finished else None
-        if winner is None or winner is run:
-            kept.append(run)
-            continue
+    for run in sorted(finished, key=evaluated_at, reverse=True):  # the newest first (ties: in `runs`' order)
+        newest.setdefault(seed_key(run), run)
+    superseded = [run for run in finished if newest[seed_key(run)] is not run]
+    for run in superseded:
+        winner = newest[seed_key(run)]
         reason = (
             f"an older evaluated run of {run.entry} on {run.dataset}, preset {run.preset}, seed {run.seed} than "
             f"{winner.rel} (directories {run.directory.name} and {winner.directory.name}: their configs differ); "
             "a report counts one run per seed, the newest"
         )
         skip(run.directory, results, RunDirError(reason), skipped)
-    return kept
+    return [run for run in runs if all(run is not old for old in superseded)]
 
 
 def evaluated_at(run: Run) -> float:

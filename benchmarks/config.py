@@ -143,6 +143,9 @@ class TrainConfig:
         default="off", metadata={"choices": ("off", "bf16")}
     )  # bf16 autocast in training (CUDA, CPU): off | bf16
     num_threads: int = field(default=0, metadata={"min": 0})  # torch CPU threads; 0 = torch's default
+    # batches made ahead in a background thread (pinned memory and an async copy on CUDA); 0 = off.
+    # The same batches in the same order: operational, not part of the run's hash (benchmarks/prefetch.py)
+    prefetch: int = field(default=2, metadata={"min": 0})
     # where training can be watched (benchmarks/loggers.py): jsonl (train.jsonl, always on), tensorboard, wandb
     loggers: tuple[str, ...] = field(default=("jsonl",), metadata={"choices": LOGGERS})
     eval_every: int = field(default=0, metadata={"min": 0})  # steps between quick looks (a sample strip); 0 = none

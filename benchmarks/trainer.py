@@ -40,8 +40,8 @@ from benchmarks.checkpoint import (  # noqa: F401  (CheckpointMismatch, Checkpoi
 from benchmarks.loggers import silent
 from benchmarks.memory import apply_allocator_policy
 from benchmarks.optim import make_adam
+from benchmarks.prefetch import Prefetcher
 from benchmarks.progress import TrainProgress
-from benchmarks.protocol import to_video_tensor
 from rundir.atomic import remove_stale_temps, write_text
 from rundir.run import TRAIN_LOG, log_line, model_label
 
@@ -283,6 +283,9 @@ def train(
     elif log_path.exists() and main_rank:
         log_path.unlink()  # a log without a checkpoint belongs to a run killed before its first save
 
+    # the batches of the steps to go, made `train.prefetch` ahead in a thread (started by `with` below)
+    batches = Prefetcher(sampler, device, t.prefetch, rank, world_size, count=max(total - start, 0))
+
     def save(step: int) -> None:
         if not main_rank:
             return
@@ -292,7 +295,7 @@ def train(
                 "optimizer": optimizer.state_dict() if optimizer is not None else None,
                 "step": step,
                 "train_time_s": train_time,
-                "sampler": sampler.state(),
+                "sampler": batches.state(),  # after the batches consumed, not those made ahead
                 "rng": rng_state(),
                 "config_hash": cfg.hash(),
                 "config": cfg.to_dict(),
@@ -320,6 +323,7 @@ def train(
         open(log_path if main_rank else os.devnull, "a") as log,
         TrainProgress(model_label(cfg.model_name), total, start, enabled=progress and main_rank) as bar,
         stop_requests() as stop,
+        batches,
     ):
         window_t, window_steps = time.perf_counter(), 0
         for step in range(start + 1, total + 2):
@@ -335,10 +339,7 @@ def train(
             if step > total:
                 break
             tic = time.perf_counter()
-            batch = sampler.next()  # the global batch, the same on every rank
-            if world_size > 1:
-                batch = distributed.shard(batch, rank, world_size)
-            batch = to_video_tensor(batch, device)  # (B / world, T, C, H, W)
+            batch = batches.next()  # (B / world, T, C, H, W): this rank's slice of the global batch
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 loss, terms = step_fn(batch)
             if world_size > 1:  # log and check the global-batch values

@@ -66,6 +66,7 @@ OPERATIONAL = (
     "train.eval_videos",
     "train.val_horizon",
     "model.checkpoint_activations",  # SVG, VTA: memory against time, the same numbers (models/checkpointing.py)
+    "train.prefetch",  # batches made ahead in a thread: the same batches (benchmarks/prefetch.py)
 )
 # What an evaluation may change without touching the training.
 EVAL_ONLY = ("eval", "data.test_length", "data.n_test")

@@ -6,11 +6,12 @@
 
 A thread draws each global batch from the `BatchSampler` (numpy's gather from the memory-mapped
 uint8 array releases the GIL), takes this rank's slice of it (benchmarks/distributed.py) and turns
-it into a tensor, keeping at most `depth` batches ready (a bounded queue). On CUDA the uint8 slice
-is copied into pinned host memory, sent to the device with `non_blocking=True` on a side stream
-and converted to float there; the consumer's stream waits on an event recorded after that, so it
-never reads a half-copied batch. On the CPU the thread makes the float tensor itself (no pinning:
-`pin_memory` needs CUDA). depth=0 makes each batch when it is asked for, in the calling thread.
+it into a tensor, at most `depth` batches ahead of the consumer. On CUDA the uint8 slice is copied
+into pinned host memory, sent to the device with `non_blocking=True` on a side stream and converted
+to float there; the consumer's stream waits on an event recorded after that, so it never reads a
+half-copied batch. On the CPU the thread writes the float batch into a tensor the consumer allocated
+(no pinning: `pin_memory` needs CUDA). depth=0 makes each batch when it is asked for, in the calling
+thread, as the trainer did before.
 
 The batches are the same, in the same order, with any depth: one sampler draws them in turn.
 Because the thread draws ahead, the sampler's own state is past the batches consumed; `state()`
@@ -32,7 +33,7 @@ from benchmarks import distributed
 from benchmarks.protocol import to_video_tensor
 
 THREAD_NAME = "cwbench-prefetch"  # (tests look for it)
-POLL_S = 0.1  # how often a thread blocked on a full queue checks whether it should stop
+POLL_S = 0.1  # how often the thread, waiting for a free slot, checks whether it should stop
 
 
 @dataclass
@@ -48,16 +49,26 @@ class Prepared:
 class Prefetcher:
     """`count` batches (None: without end) of `sampler` for `rank` of `world_size`, `depth` ahead.
 
-    A context manager: the thread starts on entry and is stopped and joined on exit, normal or not."""
+    A context manager: the thread starts on entry and is stopped and joined on exit, normal or not.
+    The thread draws a batch only when it holds a slot, and the consumer gives one back with each batch
+    it takes, so at most `depth` batches are drawn ahead. On the CPU a slot is the float tensor the
+    batch is written into, allocated here in the consumer's thread: glibc serves a thread's large
+    allocations from that thread's arena with mmap, and the consumer's free of such a batch would
+    unmap it (~10 ms per paper-size batch on this CPU) where the main arena reuses the memory (the
+    allocator policy of benchmarks/memory.py). On CUDA a slot is only a permit."""
 
     def __init__(self, sampler, device, depth: int = 2, rank: int = 0, world_size: int = 1, count: int | None = None):
         if depth < 0:
             raise ValueError(f"train.prefetch={depth} is out of range; valid: >= 0 (0 = off)")
-        self.sampler, self.device, self.depth = sampler, torch.device(device), depth
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:  # the thread sets it: it needs the index
+            device = torch.device("cuda", torch.cuda.current_device())
+        self.sampler, self.device, self.depth = sampler, device, depth
         self.rank, self.world_size, self.count = rank, world_size, count
         self._state = sampler.state()  # before any batch: what a checkpoint saves until one is consumed
-        self._made = self._taken = 0
-        self._queue: queue.Queue[Prepared] = queue.Queue(maxsize=max(depth, 1))
+        self._taken = self._given = 0  # batches handed out; slots given to the thread
+        self._slots: queue.Queue[Tensor | None] = queue.Queue()
+        self._ready: queue.Queue[Prepared] = queue.Queue()  # at most `depth` items: one per slot
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         cuda = self.device.type == "cuda"
@@ -67,6 +78,8 @@ class Prefetcher:
 
     def __enter__(self) -> Prefetcher:
         if self.depth > 0 and self._thread is None:
+            for _ in range(self.depth):
+                self._give_slot()
             self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
             self._thread.start()
         return self
@@ -79,17 +92,18 @@ class Prefetcher:
         if self.count is not None and self._taken >= self.count:
             raise RuntimeError(f"the prefetcher was asked for batch {self._taken + 1} of {self.count}")
         if self.depth == 0:
-            item = self._prepare()
+            item = self._prepare(None)
         else:
             if self._thread is None:
                 raise RuntimeError("a Prefetcher with depth > 0 is used inside `with`: it starts its thread there")
-            item = self._queue.get()
+            item = self._ready.get()
             if item.error is not None:
                 raise item.error
             if item.ready is not None:
                 stream = torch.cuda.current_stream(self.device)
                 stream.wait_event(item.ready)  # the copy and conversion are done before anything reads it
                 item.video.record_stream(stream)  # its memory (made on the copy stream) is in use here too
+            self._give_slot()
         self._taken += 1
         self._state = item.state
         return item.video
@@ -102,44 +116,58 @@ class Prefetcher:
         """Stop the thread and wait for it (the batches made ahead are dropped); idempotent."""
         self._stop.set()
         thread, self._thread = self._thread, None
-        if thread is None:
+        if thread is not None:
+            thread.join()  # it sees the stop within POLL_S: it never blocks on anything else
+        for q in (self._slots, self._ready):
+            while not q.empty():
+                q.get_nowait()
+
+    def _give_slot(self) -> None:
+        if self.count is not None and self._given >= self.count:
+            return  # every batch still to come has its slot
+        self._given += 1
+        if self.device.type != "cpu":
+            self._slots.put(None)
             return
-        while thread.is_alive():
-            try:  # unblock a put on a full queue
-                while True:
-                    self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            thread.join(POLL_S)
+        B, T = self.sampler.batch_size // self.world_size, self.sampler.seq_len
+        H, W, C = self.sampler.videos.shape[2:]
+        self._slots.put(torch.empty(B, T, C, H, W))
 
     # ------------------------------------------------------------ producer side
 
     def _run(self) -> None:
         if self._stream is not None:
             torch.cuda.set_device(self.device)  # this thread's current device: the copy stream's
-        while not self._stop.is_set() and (self.count is None or self._made < self.count):
+        while True:
+            slot = self._next_slot()
+            if slot is STOPPED:
+                return
             try:
-                item = self._prepare()
+                item = self._prepare(slot)
             except BaseException as e:  # handed to the consumer, raised in the training loop
                 item = Prepared(None, None, error=e)
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(item, timeout=POLL_S)
-                    break
-                except queue.Full:
-                    continue
+            self._ready.put(item)
             if item.error is not None:
                 return
 
-    def _prepare(self) -> Prepared:
+    def _next_slot(self):
+        while not self._stop.is_set():
+            try:
+                return self._slots.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+        return STOPPED
+
+    def _prepare(self, slot: Tensor | None) -> Prepared:
         batch = self.sampler.next()  # (B, T, H, W, C) uint8: the global batch, the same on every rank
         state = self.sampler.state()
-        self._made += 1
         if self.world_size > 1:
             batch = distributed.shard(batch, self.rank, self.world_size)  # (B / world, T, H, W, C)
-        if self._stream is None:  # the CPU, or depth 0: as the trainer always made it
+        if self._stream is not None:
+            return self._to_cuda(batch, state)
+        if slot is None:  # depth 0 (or a device other than the CPU and CUDA): as the trainer always made it
             return Prepared(to_video_tensor(batch, self.device), state)
-        return self._to_cuda(batch, state)
+        return Prepared(into_video(slot, batch), state)
 
     def _to_cuda(self, batch: np.ndarray, state: dict) -> Prepared:
         host = pinned_copy(batch)  # (B / world, T, H, W, C) uint8
@@ -150,6 +178,15 @@ class Prefetcher:
             ready = torch.cuda.Event()
             ready.record(self._stream)
         return Prepared(video, state, ready)
+
+
+STOPPED = object()  # what _next_slot returns once close() was called
+
+
+def into_video(out: Tensor, batch: np.ndarray) -> Tensor:
+    """uint8 (B, T, H, W, C) written into float `out` (B, T, C, H, W) in [0, 1]: to_video_tensor's values."""
+    out.copy_(torch.from_numpy(batch).permute(0, 1, 4, 2, 3))
+    return out.div_(255)
 
 
 def pinned_copy(batch: np.ndarray) -> Tensor:

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from benchmarks import prefetch
+from benchmarks.checkpoint import LAST, PREV
 from benchmarks.config import ConfigError, resolve_config
 from benchmarks.distributed import shard
 from benchmarks.prefetch import THREAD_NAME, Prefetcher
 from benchmarks.protocol import to_video_tensor
-from benchmarks.checkpoint import LAST, PREV
 from benchmarks.trainer import BatchSampler, NonFiniteLoss, TrainingInterrupted, build_seeded, train
 from datasets import get_dataset
 
@@ -67,16 +67,18 @@ def test_state_is_that_of_the_consumed_batches_not_of_those_made_ahead():
     with Prefetcher(sampler, CPU, depth=2) as batches:
         batches.next()
         reference.next()
-        wait_until(lambda: batches._queue.full(), "two batches made ahead")
-        assert sampler.state() != reference.state()  # the sampler has drawn ahead ...
-        assert batches.state() == reference.state()  # ... what a checkpoint saves has not
+        wait_until(lambda: batches._ready.qsize() == 2, "two batches made ahead")
+        assert batches.state() == reference.state()  # what a checkpoint saves: after the one consumed
+        time.sleep(0.3)
+        reference.next(), reference.next()
+        assert sampler.state() == reference.state()  # the sampler drew two ahead, and not one more
     assert not prefetch_threads()
 
 
 def test_close_stops_a_thread_blocked_on_a_full_queue_and_is_idempotent():
     batches = Prefetcher(BatchSampler(videos(), 4, 6, seed=0), CPU, depth=1)  # count=None: no end of its own
     with batches:
-        wait_until(lambda: batches._queue.full(), "the queue to fill")
+        wait_until(lambda: batches._ready.qsize() == 1, "a batch made ahead")
         assert len(prefetch_threads()) == 1
     assert not prefetch_threads()
     batches.close()
@@ -99,10 +101,13 @@ def test_an_error_in_the_thread_is_raised_by_next_and_the_thread_ends():
 
 
 def test_count_is_a_limit_and_a_bad_depth_is_named():
-    with Prefetcher(BatchSampler(videos(), 4, 6, seed=0), CPU, depth=2, count=2) as batches:
+    sampler, reference = BatchSampler(videos(), 4, 6, seed=0), BatchSampler(videos(), 4, 6, seed=0)
+    with Prefetcher(sampler, CPU, depth=2, count=2) as batches:
         batches.next(), batches.next()
         with pytest.raises(RuntimeError, match="batch 3 of 2"):
             batches.next()
+    reference.next(), reference.next()
+    assert sampler.state() == reference.state()  # no batch drawn past the count
     with pytest.raises(ValueError, match=r"train.prefetch=-1 is out of range; valid: >= 0"):
         Prefetcher(BatchSampler(videos(), 4, 6, seed=0), CPU, depth=-1)
 

@@ -95,7 +95,7 @@ class Prefetcher:
             item = self._prepare(None)
         else:
             if self._thread is None:
-                raise RuntimeError("a Prefetcher with depth > 0 is used inside `with`: it starts its thread there")
+                raise RuntimeError("a Prefetcher with depth > 0 must be entered (`with`): that starts its thread")
             item = self._ready.get()
             if item.error is not None:
                 raise item.error

@@ -72,13 +72,57 @@ def measure_train(model, cfg, device, steps: int, warmup: int, batch: int) -> di
         times.append(time.perf_counter() - tic)
     after = resource.getrusage(resource.RUSAGE_SELF)
     seconds = statistics.median(times)
+    gflop = step_gflop(step)
     return {
         "train_frames_per_s": batch * t.seq_len / seconds,  # of the median step
         "train_step_s": seconds,
+        "train_gflop_per_step": gflop,
+        "train_gflop_per_s": gflop / seconds,  # against `--peak`: how much of the machine a step uses
         "train_step_s_all": times,
         "train_minor_faults_per_step": (after.ru_minflt - before.ru_minflt) / steps,
         "train_sys_s_per_step": (after.ru_stime - before.ru_stime) / steps,
     }
+
+
+def step_gflop(step) -> float:
+    """Floating-point operations of one call of `step` (untimed), in GFLOP: torch's count of its matrix
+    products and convolutions, forward and backward (a multiply-add is 2), which is nearly all of a
+    step's arithmetic; elementwise operations are not counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops() / 1e9
+
+
+def measure_peak(device, repeats: int = 5, size: int = 0, conv_batch: int = 0) -> dict:
+    """The best float32 rates this device reaches, in GFLOP/s: a large square matrix product (torch's
+    BLAS: MKL on x86 CPUs) and a large 3x3 convolution (oneDNN on CPUs, cuDNN on GPUs), each the best of
+    `repeats` timed calls after two untimed ones. A training step's GFLOP over the better of the two is
+    the shortest that step can take on this device."""
+    n = size or (6144 if device.type == "cpu" else 16384)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    x = torch.randn(conv_batch or (64 if device.type == "cpu" else 512), 256, 32, 32, device=device)
+    w = torch.randn(256, 256, 3, 3, device=device)
+    cases = {
+        "peak_matmul_gflop_per_s": (lambda: a @ b, 2 * n**3),
+        "peak_conv3x3_gflop_per_s": (
+            lambda: torch.nn.functional.conv2d(x, w, padding=1),
+            2 * x.shape[0] * 256 * 256 * 9 * 32 * 32,
+        ),
+    }
+    out = {}
+    for name, (fn, flop) in cases.items():
+        best = float("inf")
+        for i in range(repeats + 2):
+            sync(device)
+            tic = time.perf_counter()
+            fn()
+            sync(device)
+            if i >= 2:
+                best = min(best, time.perf_counter() - tic)
+        out[name] = flop / best / 1e9
+    return out
 
 
 def measure_predict(
@@ -193,6 +237,8 @@ def worker(spec: dict) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     if spec["kind"] == "metrics":
         result = measure_metrics(device)
+    elif spec["kind"] == "peak":
+        result = measure_peak(device)
     else:
         cfg = resolve_config(spec["model"], "mmnist", spec["preset"], sets=spec.get("sets", []))
         model = build_seeded(cfg).to(device)

@@ -2,10 +2,11 @@
 
 import pandas as pd
 import pytest
+import torch
 
 from benchmarks.commands import UsageError
 from benchmarks.commands.speed import main
-from benchmarks.speed import paper_rate
+from benchmarks.speed import measure_peak, paper_rate, step_gflop
 
 
 def test_speed_writes_measured_rows(tmp_path, capsys):
@@ -80,3 +81,63 @@ def test_speed_usage_errors(tmp_path):
         main(["--against-official"])
     with pytest.raises(UsageError, match="has no cwvae.py"):
         main(["--against-official", "--official", str(tmp_path), "--official-python", "python"])
+
+
+def test_step_gflop_counts_the_products_of_forward_and_backward():
+    """A conv and a dense layer on inputs that need no gradient: forward, plus the weight gradients
+    (2 FLOP a multiply-add; the dense layer's input gradient too, as it follows the conv)."""
+    torch.manual_seed(0)
+    conv, dense = torch.nn.Conv2d(3, 8, 4, stride=2), torch.nn.Linear(8 * 15 * 15, 10)
+    x = torch.rand(5, 3, 32, 32)
+
+    def step():
+        dense(conv(x).flatten(1)).sum().backward()
+
+    conv_macs = 5 * 8 * 15 * 15 * (3 * 4 * 4)  # output values x multiply-adds each
+    dense_macs = 5 * 10 * 8 * 15 * 15
+    conv_flop = 2 * conv_macs * 2  # forward + weight gradient (the input x needs none)
+    dense_flop = 2 * dense_macs * 3  # forward + input gradient + weight gradient
+    assert step_gflop(step) * 1e9 == pytest.approx(conv_flop + dense_flop, rel=1e-12)
+
+
+def test_peak_rates_are_positive_rates():
+    peak = measure_peak(torch.device("cpu"), repeats=1, size=128, conv_batch=2)
+    assert set(peak) == {"peak_matmul_gflop_per_s", "peak_conv3x3_gflop_per_s"}
+    assert all(0 < v < 1e6 for v in peak.values())
+
+
+def test_peak_gives_each_model_its_share_of_the_best_rate(tmp_path, monkeypatch):
+    """--peak: a step's GFLOP over the device's best rate is its shortest step, x_peak its share."""
+    import benchmarks.commands.speed as command
+
+    def fake(spec):
+        if spec["kind"] == "peak":
+            return {"peak_matmul_gflop_per_s": 150.0, "peak_conv3x3_gflop_per_s": 200.0, "peak_rss_mb": 1.0}
+        if spec["kind"] == "train":
+            return {
+                "batch": 2,
+                "seq_len": 12,
+                "train_step_s": 2.0,
+                "train_gflop_per_step": 100.0,
+                "train_gflop_per_s": 50.0,
+                "train_frames_per_s": 12.0,
+            }
+        return {"predict_frames_per_s": 1.0}
+
+    monkeypatch.setattr(command, "run_isolated", fake)
+    argv = [
+        "--model",
+        "cwvae",
+        "--preset",
+        "smoke",
+        "--horizons",
+        "12",
+        "--no-metrics",
+        "--peak",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(argv) == 0
+    row = pd.read_csv(tmp_path / "speed.csv").iloc[0]
+    assert row.train_shortest_step_s == 0.5 and row.x_peak == 0.25  # against the better of the two rates
+    assert row.peak_matmul_gflop_per_s == 150.0

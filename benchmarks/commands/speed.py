@@ -45,6 +45,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls/convs on CUDA")
     p.add_argument("--no-metrics", action="store_true", help="skip the metric throughput measurement")
     p.add_argument("--amp-check", action="store_true", help="compare bf16 autocast with fp32 on a fixed batch")
+    p.add_argument(
+        "--peak",
+        action="store_true",
+        help="also measure the device's best float32 rates (a large matmul and 3x3 conv), and each training "
+        "step's share of them",
+    )
     p.add_argument("--out", default="results")
     p.add_argument(
         "--allocator",
@@ -105,6 +111,7 @@ def against_official(args, console) -> int:
     steps = {"ours": [], "official": []}  # seconds per training step
     runs = {"ours": [], "official": []}  # seconds per open-loop prediction
     frames = {"ours": 0, "official": 0}  # frames per training step
+    gflop = 0.0  # per training step, counted on ours (the same model's products: docs/performance.md)
     errors = []
     loads = []
     for r in range(args.rounds):
@@ -133,6 +140,7 @@ def against_official(args, console) -> int:
                 errors.append(f"{name}: {result['error']}")
         frames["ours"] = ours.get("batch", 0) * ours.get("seq_len", 0)
         frames["official"] = theirs.get("frames", 0)
+        gflop = ours.get("train_gflop_per_step", gflop)
         steps["ours"] += ours.get("train_step_s_all", [])
         steps["official"] += theirs.get("seconds", [])
         runs["ours"] += ours_p.get("predict_s_all", [])
@@ -156,6 +164,7 @@ def against_official(args, console) -> int:
         "implementation",
         "training s/step",
         "training frames/s",
+        "training GFLOP/s ¹",
         f"open loop {eval_batch} x {horizon}: frames/s",
     ):
         table.add_column(col, justify="right")
@@ -165,16 +174,27 @@ def against_official(args, console) -> int:
             f"{who}_train_step_s": step_s,
             f"{who}_train_frames_per_step": frames[who],
             f"{who}_train_frames_per_s": frames[who] / step_s,
+            f"{who}_train_gflop_per_s": gflop / step_s,
             f"{who}_predict_frames_per_s": pred_frames / pred_s,
             f"{who}_train_steps_s": " ".join(f"{x:.3f}" for x in steps[who]),
             f"{who}_predict_runs_s": " ".join(f"{x:.3f}" for x in runs[who]),
         }
         label = "official TF code" if who == "official" else "cwbench"
-        table.add_row(label, f"{step_s:.2f}", f"{frames[who] / step_s:,.0f}", f"{pred_frames / pred_s:,.0f}")
+        table.add_row(
+            label,
+            f"{step_s:.2f}",
+            f"{frames[who] / step_s:,.0f}",
+            f"{gflop / step_s:,.0f}",
+            f"{pred_frames / pred_s:,.0f}",
+        )
+    row["train_gflop_per_step"] = gflop
     row["train_ratio"] = row["ours_train_frames_per_s"] / row["official_train_frames_per_s"]
     row["predict_ratio"] = row["ours_predict_frames_per_s"] / row["official_predict_frames_per_s"]
-    table.add_row("ratio (cwbench / official)", "", f"{row['train_ratio']:.2f}x", f"{row['predict_ratio']:.2f}x")
+    table.add_row("ratio (cwbench / official)", "", f"{row['train_ratio']:.2f}x", "", f"{row['predict_ratio']:.2f}x")
     console.print(table)
+    console.print(
+        f"¹ {gflop:,.0f} GFLOP per step (torch's count of cwbench's step; the same model's products) / s per step"
+    )
     path = Path(args.out) / "speed_official.csv"
     old = pd.read_csv(path) if path.exists() else pd.DataFrame()
     write_csv(path, pd.concat([old, pd.DataFrame([row])], ignore_index=True))
@@ -240,6 +260,15 @@ def main(argv: list[str]) -> int:
         if ref and row.get("train_frames_per_s"):
             row["x_paper_rate"] = row["train_frames_per_s"] / ref
         rows.append(row)
+    if args.peak:
+        console.print("the device's best float32 rates ...")
+        peak = run_isolated({**base, "kind": "peak"})
+        best = max(peak.get("peak_matmul_gflop_per_s", 0), peak.get("peak_conv3x3_gflop_per_s", 0))
+        for row in rows:
+            row |= {k: v for k, v in peak.items() if k.startswith("peak_")}
+            if best and row.get("train_gflop_per_step"):
+                row["train_shortest_step_s"] = row["train_gflop_per_step"] / best  # every product at the best rate
+                row["x_peak"] = row["train_gflop_per_s"] / best
     if not args.no_metrics:
         console.print("metrics throughput ...")
         metrics = run_isolated({**base, "kind": "metrics"})
@@ -255,6 +284,12 @@ def main(argv: list[str]) -> int:
         "train_frames_per_s",
         "paper_titan_xp_frames_per_s",
         "x_paper_rate",
+        "train_gflop_per_step",
+        "train_gflop_per_s",
+        "peak_matmul_gflop_per_s",
+        "peak_conv3x3_gflop_per_s",
+        "train_shortest_step_s",
+        "x_peak",
         *[f"predict_frames_per_s@{h}" for h in args.horizons],
         "train_peak_rss_mb",
         *[f"predict_peak_rss_mb@{h}" for h in args.horizons],
@@ -275,7 +310,15 @@ def main(argv: list[str]) -> int:
         cells = []
         for v in frame[c]:
             precise = c.startswith(("x_", "amp_", "ssim_", "loss_"))
-            fmt = "{:,.0f}" if c == "params" else "{:.4g}" if precise else "{:,.1f}"
+            fmt = (
+                "{:,.0f}"
+                if c == "params"
+                else "{:.4g}"
+                if precise
+                else "{:,.2f}"
+                if c.endswith("_step_s")
+                else "{:,.1f}"
+            )
             cells.append("" if pd.isna(v) else fmt.format(v))
         table.add_row(c, *cells)
     console.print(table)

@@ -6,14 +6,17 @@ back at every free; it also trims the top of the heap whenever more than
 M_TRIM_THRESHOLD is free there. A training step of the paper-size CW-VAE allocates and
 frees gigabytes of activations, so the same pages were faulted in again at every step:
 ~4.8 million minor page faults and ~10 s of system time in a 17.6 s step on this 2-core
-CPU (issue 18). The policy turns both off — no mmapped blocks (M_MMAP_MAX = 0), no
-trimming (M_TRIM_THRESHOLD = 64 GiB) — so freed memory stays in the process and is
-reused. It replaces the 1 MiB mmap threshold the evaluation used to set for flat memory:
+CPU (issue 18). The policy turns both off for blocks up to 1 GiB — the mmap threshold
+raised to 1 GiB (M_MMAP_THRESHOLD), no trimming (M_TRIM_THRESHOLD = 64 GiB) — so freed
+memory stays in the process and is reused. Blocks above 1 GiB (VTA's batch-norm layers at
+the paper batch: 2.5 GB tensors; CW-VAE's largest is 615 MB) still get their own mmap, given
+back at free: kept in the heap, blocks that large left holes that later blocks of other sizes
+did not fit, and VTA's paper batch outgrew a 24 GiB machine (docs/performance.md). It replaces the 1 MiB mmap threshold the evaluation used to set for flat memory:
 docs/performance.md has the measurements of both (speed, and peak memory over a
 1000-frame horizon).
 
 It is applied twice: in this process by `mallopt`, and for every process started from it
-through the environment (MALLOC_MMAP_MAX_, MALLOC_TRIM_THRESHOLD_), which glibc reads when
+through the environment (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_), which glibc reads when
 a process starts — spawned workers, `python -c` speed workers, torchrun's ranks. A user who
 sets either variable keeps their own setting (CWBENCH_MALLOC=system keeps glibc's defaults).
 Elsewhere than glibc (macOS, musl) it does nothing.
@@ -27,7 +30,8 @@ import os
 import sys
 
 M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
-M_MMAP_MAX = -4
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 1 << 30  # bytes: larger blocks are mmapped (and unmapped at free); fits mallopt's int
 TRIM_THRESHOLD = 64 << 30  # bytes: never trim in practice (the environment variable is a size_t)
 # mallopt's value is a C int: 64 GiB would arrive as its low 32 bits, 0, i.e. trim at every free
 # (the bug this replaces: training ran with it until 2026-12-01). glibc stores M_TRIM_THRESHOLD's
@@ -35,7 +39,7 @@ TRIM_THRESHOLD = 64 << 30  # bytes: never trim in practice (the environment vari
 NEVER_TRIM = -1
 # {variable: (mallopt parameter, mallopt value, environment value)}
 POLICY = {
-    "MALLOC_MMAP_MAX_": (M_MMAP_MAX, 0, 0),
+    "MALLOC_MMAP_THRESHOLD_": (M_MMAP_THRESHOLD, MMAP_THRESHOLD, MMAP_THRESHOLD),
     "MALLOC_TRIM_THRESHOLD_": (M_TRIM_THRESHOLD, NEVER_TRIM, TRIM_THRESHOLD),
 }
 OPT_OUT = "CWBENCH_MALLOC"  # =system: leave glibc's defaults alone

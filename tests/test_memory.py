@@ -4,7 +4,8 @@ and `bench.py speed`'s workers. Each case runs in a fresh interpreter: the polic
 
 The check is glibc's own count of mmapped blocks (mallinfo2().hblkhd) while a 64 MiB tensor is
 alive: glibc's default serves such a block by mmap (and unmaps it on free, the page faults
-the policy removes); under the policy it comes from the heap."""
+the policy removes); under the policy it comes from the heap. Blocks above the policy's 1 GiB
+mmap threshold are still mmapped (a 1.5 GiB tensor), so that they leave no holes in the heap."""
 
 import json
 import os
@@ -50,13 +51,32 @@ SETUP = "from benchmarks.memory import apply_allocator_policy; applied = apply_a
 def test_without_the_policy_a_large_tensor_is_mmapped():
     got = python(probe(""))
     assert got["mmapped"] >= 64 << 20  # glibc's default: its own mmap, unmapped at free
-    assert got["env"] == {"MALLOC_MMAP_MAX_": None, "MALLOC_TRIM_THRESHOLD_": None}
+    assert got["env"] == {"MALLOC_MMAP_THRESHOLD_": None, "MALLOC_TRIM_THRESHOLD_": None}
 
 
 def test_the_policy_keeps_large_tensors_in_the_heap_and_sets_the_environment():
     got = python(probe(SETUP))
     assert got["mmapped"] == 0
-    assert got["env"] == {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(64 << 30)}
+    assert got["env"] == {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(64 << 30)}
+
+
+@pytest.mark.parametrize("how", ["mallopt", "environment"])
+def test_blocks_above_the_threshold_keep_their_own_mmap(how):
+    """A 1.5 GiB tensor (VTA's batch-norm layers at the paper batch are 2.5 GB) is mmapped under the
+    policy and given back at free, a 1 GiB - 1 MiB one is not."""
+    code = (
+        "import json, torch\n{setup}\nfrom benchmarks.memory import mmapped_bytes\nout = {{}}\n"
+        "for mib in (1023, 1536):\n"
+        "    m0 = mmapped_bytes(); x = torch.empty(mib << 20, dtype=torch.uint8); out[mib] = mmapped_bytes() - m0\n"
+        "    del x\n"
+        "out['after'] = mmapped_bytes()\nprint(json.dumps(out))"
+    )
+    if how == "mallopt":
+        got = python(code.format(setup=SETUP))
+    else:
+        got = python(code.format(setup=""), env={k: str(v[2]) for k, v in POLICY.items()})
+    assert got["1023"] == 0 and got["1536"] >= 1536 << 20
+    assert got["after"] < 1 << 30  # unmapped at free
 
 
 def test_processes_started_after_the_policy_inherit_it():
@@ -73,11 +93,12 @@ print(subprocess.run([sys.executable, "-c", child], capture_output=True, text=Tr
 
 
 def test_a_users_own_setting_and_the_opt_out_are_kept():
-    got = python(probe(SETUP), env={"MALLOC_MMAP_MAX_": "65536"})
-    assert got["env"]["MALLOC_MMAP_MAX_"] == "65536"  # untouched; the trim threshold still set
+    got = python(probe(SETUP), env={"MALLOC_MMAP_THRESHOLD_": "131072"})
+    assert got["env"]["MALLOC_MMAP_THRESHOLD_"] == "131072"  # untouched; the trim threshold still set
     assert got["env"]["MALLOC_TRIM_THRESHOLD_"] == str(64 << 30)
+    assert got["mmapped"] >= 64 << 20  # the user's threshold in effect
     got = python(probe(SETUP), env={"CWBENCH_MALLOC": "system"})
-    assert got["mmapped"] >= 64 << 20 and got["env"]["MALLOC_MMAP_MAX_"] is None
+    assert got["mmapped"] >= 64 << 20 and got["env"]["MALLOC_MMAP_THRESHOLD_"] is None
 
 
 def test_training_and_evaluation_apply_the_policy(tmp_path):
@@ -95,11 +116,11 @@ videos = np.zeros((2, cfg.data.test_length, 64, 64, 1), np.uint8)
 step = train if sys.argv[-1] == "train" else evaluate
 step(model, cfg, videos, Path(r"{tmp_path}") / sys.argv[-1], torch.device("cpu"), progress=False)
 {BIG}
-print(json.dumps({{"mmapped": {ADDED}, "env": os.environ.get("MALLOC_MMAP_MAX_")}}))
+print(json.dumps({{"mmapped": {ADDED}, "env": os.environ.get("MALLOC_MMAP_THRESHOLD_")}}))
 """
     for where in ("train", "evaluate"):
         got = python(code, args=[where])
-        assert got == {"mmapped": 0, "env": "0"}, where
+        assert got == {"mmapped": 0, "env": str(1 << 30)}, where
 
 
 def test_speed_workers_run_under_the_policy_or_the_systems_defaults():
@@ -134,8 +155,8 @@ def test_the_policy_never_trims_the_heap(how):
     assert got["freed"] >= got["alive"] - (1 << 20)
     # the controls: glibc's default trims what the top of the heap frees (mmap off, so the block is in
     # the heap), and so does mallopt given 64 GiB, the int it cannot hold
-    got = python(f"import json\n{TRIM}", env={"MALLOC_MMAP_MAX_": "0"})
+    got = python(f"import json\n{TRIM}", env={"MALLOC_MMAP_THRESHOLD_": str(1 << 30)})
     assert got["freed"] < got["alive"] - (200 << 20)
     truncated = f"from benchmarks.memory import libc; libc().mallopt({POLICY['MALLOC_TRIM_THRESHOLD_'][0]}, 64 << 30)"
-    got = python(f"import json\n{truncated}\n{TRIM}", env={"MALLOC_MMAP_MAX_": "0"})
+    got = python(f"import json\n{truncated}\n{TRIM}", env={"MALLOC_MMAP_THRESHOLD_": str(1 << 30)})
     assert got["freed"] < got["alive"] - (200 << 20)

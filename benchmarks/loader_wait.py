@@ -8,6 +8,7 @@ array of --videos videos (a synthetic file, made once under the temporary direct
 so it sits in the page cache). The depths are alternated over --rounds; medians of the waits after two
 warm-up steps. docs/performance.md has the measurement.
 """
+
 import argparse
 import statistics
 import tempfile
@@ -19,7 +20,6 @@ import torch
 
 from benchmarks.memory import apply_allocator_policy
 from benchmarks.prefetch import Prefetcher
-from benchmarks.protocol import to_video_tensor
 from benchmarks.trainer import BatchSampler
 
 p = argparse.ArgumentParser()
@@ -71,7 +71,7 @@ def run(depth: int) -> tuple[list, list]:
     with Prefetcher(sampler, cpu, depth) as batches:  # depth 0: sampler.next() + to_video_tensor, in this thread
         for _ in range(a.steps + 2):
             tic = time.perf_counter()
-            batch = batches.next()  # (50, 100, 1, 64, 64)
+            _batch = batches.next()  # (50, 100, 1, 64, 64), alive through the busy work as in training
             waits.append(time.perf_counter() - tic)
             tic = time.perf_counter()
             busy()
@@ -85,6 +85,10 @@ for _ in range(a.rounds):  # alternated, so the machine's other load hits every 
         w, b = run(depth)
         results[depth][0].extend(w)
         results[depth][1].extend(b)
-print(f"threads={torch.get_num_threads()} busy={a.busy} torch={torch.__version__} videos={shape} steps={a.steps}x{a.rounds}")
+print(
+    f"threads={torch.get_num_threads()} busy={a.busy} torch={torch.__version__} videos={shape} steps={a.steps}x{a.rounds}"
+)
 for depth, (w, b) in results.items():
-    print(f"prefetch {depth}: wait median {median_ms(w):.1f} ms (p90 {np.percentile(w, 90) * 1e3:.1f}), busy step median {median_ms(b):.0f} ms")
+    print(
+        f"prefetch {depth}: wait median {median_ms(w):.1f} ms (p90 {np.percentile(w, 90) * 1e3:.1f}), busy step median {median_ms(b):.0f} ms"
+    )

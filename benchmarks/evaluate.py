@@ -136,7 +136,7 @@ def evaluate(model, cfg, test_videos: np.ndarray, run_dir: Path, device, progres
             "prepare longer videos or lower data.test_length"
         )
     check_context(model, e.context, length)
-    apply_allocator_policy()  # no mmap, no trim (benchmarks/memory.py); idempotent
+    apply_allocator_policy()  # blocks up to 1 GiB in the heap, no trim (benchmarks/memory.py); idempotent
     clipped_fns, raw_fns = metric_functions(cfg)
     fns = {**clipped_fns, **raw_fns}
     model.eval()

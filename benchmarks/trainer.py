@@ -245,7 +245,7 @@ def train(
     """Train (or resume) `model` for cfg.total_steps; returns TrainResult. loggers: benchmarks.loggers.Loggers
     (TensorBoard, W&B: the caller opens and closes them; train.jsonl is written here in any case)."""
     t = cfg.train
-    apply_allocator_policy()  # no mmap, no trim (benchmarks/memory.py); idempotent
+    apply_allocator_policy()  # blocks up to 1 GiB in the heap, no trim (benchmarks/memory.py); idempotent
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     if t.deterministic:

@@ -62,7 +62,7 @@ def test_the_policy_keeps_large_tensors_in_the_heap_and_sets_the_environment():
 
 @pytest.mark.parametrize("how", ["mallopt", "environment"])
 def test_blocks_above_the_threshold_keep_their_own_mmap(how):
-    """A 1.5 GiB tensor (VTA's batch-norm layers at the paper batch are 2.5 GB) is mmapped under the
+    """A 1.5 GiB tensor (VTA's batch-norm layers at the paper batch are 2.6 GB) is mmapped under the
     policy and given back at free, a 1 GiB - 1 MiB one is not."""
     code = (
         "import json, torch\n{setup}\nfrom benchmarks.memory import mmapped_bytes\nout = {{}}\n"

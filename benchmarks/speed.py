@@ -44,7 +44,9 @@ def cuda_peak_mb(device: torch.device) -> float:
     return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
 
 
-def measure_train(model, cfg, device, steps: int, warmup: int, batch: int) -> dict:
+def measure_train(model, cfg, device, steps: int, warmup: int, batch: int, profile: int = 0) -> dict:
+    """Training throughput of the median of `steps` steps after `warmup`, the step's GFLOP, and with
+    profile > 0 the `profile` operators that took the most time in one more step (torch.profiler)."""
     from benchmarks.trainer import make_optimizer
 
     t = cfg.train
@@ -73,7 +75,8 @@ def measure_train(model, cfg, device, steps: int, warmup: int, batch: int) -> di
     after = resource.getrusage(resource.RUSAGE_SELF)
     seconds = statistics.median(times)
     gflop = step_gflop(step)
-    return {
+    top = {"train_profile": profile_step(step, profile)} if profile else {}
+    return top | {
         "train_frames_per_s": batch * t.seq_len / seconds,  # of the median step
         "train_step_s": seconds,
         "train_gflop_per_step": gflop,
@@ -86,13 +89,53 @@ def measure_train(model, cfg, device, steps: int, warmup: int, batch: int) -> di
 
 def step_gflop(step) -> float:
     """Floating-point operations of one call of `step` (untimed), in GFLOP: torch's count of its matrix
-    products and convolutions, forward and backward (a multiply-add is 2), which is nearly all of a
-    step's arithmetic; elementwise operations are not counted."""
-    from torch.utils.flop_counter import FlopCounterMode
+    products and convolutions (torch.utils.flop_counter's formulas), forward and backward (a multiply-add
+    is 2), which is nearly all of a step's arithmetic; elementwise operations are not counted.
 
-    with FlopCounterMode(display=False) as counter:
+    Counted by a bare dispatch mode rather than FlopCounterMode, whose module tracking kept activations
+    alive: it doubled SVG's peak memory under activation checkpointing (2.0 -> 4.3 GB at batch 10)."""
+    try:
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils.flop_counter import flop_registry
+    except ImportError:  # a torch without them: no count
+        return float("nan")
+
+    class Count(TorchDispatchMode):
+        flops = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                self.flops += formula(*args, **kwargs, out_val=out)
+            return out
+
+    with Count() as counter:
         step()
-    return counter.get_total_flops() / 1e9
+    return counter.flops / 1e9
+
+
+def profile_step(step, rows: int) -> list[dict]:
+    """One call of `step` under torch.profiler: the `rows` operators (by name and input shapes) with the
+    most time of their own, each with its seconds, share of the step, calls and shapes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        step()
+    events = prof.key_averages(group_by_input_shape=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:rows]
+    return [
+        {
+            "op": e.key,
+            "self_s": e.self_cpu_time_total / 1e6,
+            "share": e.self_cpu_time_total / total,
+            "calls": e.count,
+            "shapes": str(e.input_shapes)[:120],
+        }
+        for e in top
+    ]
 
 
 def measure_peak(device, repeats: int = 5, size: int = 0, conv_batch: int = 0) -> dict:
@@ -251,7 +294,7 @@ def worker(spec: dict) -> dict:
             if not model.trainable:
                 return {**result, "note": "nothing to train"}
             batch = spec.get("batch") or cfg.train.batch_size
-            result |= measure_train(model, cfg, device, spec["steps"], spec["warmup"], batch)
+            result |= measure_train(model, cfg, device, spec["steps"], spec["warmup"], batch, spec.get("profile", 0))
             result |= {"batch": batch, "seq_len": cfg.train.seq_len}
         else:
             if spec["model"] == "random_frame":

@@ -24,17 +24,25 @@ def test_speed_writes_measured_rows(tmp_path, capsys):
         "--horizons",
         "12",
         "--no-metrics",
+        "--profile",
+        "4",
         "--out",
         str(out),
     ]
     assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "cwvae: one training step, the operators with the most time of their own" in printed
+    assert "aten::" in printed  # torch's operators, e.g. aten::convolution_backward
     frame = pd.read_csv(out / "speed.csv")
     assert list(frame.model) == ["earlier", "cwvae", "copy_last"]  # appended
     cw = frame.iloc[1]
     assert cw.train_frames_per_s > 0 and cw["predict_frames_per_s@12"] > 0 and cw.train_peak_rss_mb > 50
     assert cw.params > 1e6 and cw.batch == 2 and cw.seq_len == 12
     assert {"machine", "device", "torch", "git_commit", "time"} <= set(frame.columns)
-    assert "train_frames_per_s" in capsys.readouterr().out
+    assert "train_frames_per_s" in printed and "train_profile" not in frame.columns
+    assert cw.train_gflop_per_step > 0 and cw.train_gflop_per_s == pytest.approx(
+        cw.train_gflop_per_step / cw.train_step_s
+    )
 
 
 def test_paper_reference_rates_follow_table_d1():

@@ -46,6 +46,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-metrics", action="store_true", help="skip the metric throughput measurement")
     p.add_argument("--amp-check", action="store_true", help="compare bf16 autocast with fp32 on a fixed batch")
     p.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the N operators that take the most time in one training step (torch.profiler)",
+    )
+    p.add_argument(
         "--peak",
         action="store_true",
         help="also measure the device's best float32 rates (a large matmul and 3x3 conv), and each training "
@@ -202,6 +209,17 @@ def against_official(args, console) -> int:
     return 0
 
 
+def print_profile(console, model: str, rows: list[dict]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{model}: one training step, the operators with the most time of their own")
+    for col in ("operator", "s", "share", "calls", "input shapes"):
+        table.add_column(col, justify="left" if col in ("operator", "input shapes") else "right")
+    for r in rows:
+        table.add_row(r["op"], f"{r['self_s']:.3f}", f"{r['share']:.1%}", str(r["calls"]), r["shapes"])
+    console.print(table)
+
+
 def main(argv: list[str]) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -232,7 +250,10 @@ def main(argv: list[str]) -> int:
         console.print(f"[bold]{model}[/bold]: training ({args.steps} steps) ...")
         row = {"time": stamp, **info, "device": args.device, "preset": args.preset, "model": model}
         row |= {"allocator": args.allocator, "off": " ".join(args.off), "compile": args.compile}
-        train = run_isolated({**base, "kind": "train", "model": model, "steps": args.steps, "batch": args.batch})
+        spec = {**base, "kind": "train", "model": model, "steps": args.steps, "batch": args.batch}
+        train = run_isolated(spec | {"profile": args.profile})
+        if train.get("train_profile"):
+            print_profile(console, model, train.pop("train_profile"))
         row |= {
             f"train_{k}" if k in ("peak_rss_mb", "cuda_max_alloc_mb", "error", "note") else k: v
             for k, v in train.items()

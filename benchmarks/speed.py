@@ -45,8 +45,9 @@ def cuda_peak_mb(device: torch.device) -> float:
 
 
 def measure_train(model, cfg, device, steps: int, warmup: int, batch: int, profile: int = 0) -> dict:
-    """Training throughput of the median of `steps` steps after `warmup`, the step's GFLOP, and with
-    profile > 0 the `profile` operators that took the most time in one more step (torch.profiler)."""
+    """Training throughput of the median of `steps` steps after `warmup`, the step's GFLOP (counted in the
+    first warm-up step), and with profile > 0 the `profile` operators that took the most time in one more
+    step (torch.profiler)."""
     from benchmarks.trainer import make_optimizer
 
     t = cfg.train
@@ -63,7 +64,9 @@ def measure_train(model, cfg, device, steps: int, warmup: int, batch: int, profi
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad if t.clip_grad > 0 else float("inf"))
         opt.step()
 
-    for _ in range(warmup):
+    # the step's GFLOP, counted in the first warm-up step (untimed anyway), or in one more step without warm-up
+    gflop = step_gflop(step) if warmup else None
+    for _ in range(warmup - 1):
         step()
     sync(device)
     times, before = [], resource.getrusage(resource.RUSAGE_SELF)
@@ -74,7 +77,7 @@ def measure_train(model, cfg, device, steps: int, warmup: int, batch: int, profi
         times.append(time.perf_counter() - tic)
     after = resource.getrusage(resource.RUSAGE_SELF)
     seconds = statistics.median(times)
-    gflop = step_gflop(step)
+    gflop = step_gflop(step) if gflop is None else gflop
     top = {"train_profile": profile_step(step, profile)} if profile else {}
     return top | {
         "train_frames_per_s": batch * t.seq_len / seconds,  # of the median step

@@ -11,7 +11,8 @@ raised to 1 GiB (M_MMAP_THRESHOLD), no trimming (M_TRIM_THRESHOLD = 64 GiB) — 
 memory stays in the process and is reused. Blocks above 1 GiB (VTA's batch-norm layers at
 the paper batch: 2.6 GB tensors; CW-VAE's largest is 615 MB) still get their own mmap, given
 back at free: kept in the heap, blocks that large left holes that later blocks of other sizes
-did not fit, and VTA's paper batch outgrew a 24 GiB machine (docs/performance.md). It replaces the 1 MiB mmap threshold the evaluation used to set for flat memory:
+did not fit, and VTA's paper batch outgrew a 24 GiB machine (docs/performance.md). It
+replaces the 1 MiB mmap threshold the evaluation used to set for flat memory:
 docs/performance.md has the measurements of both (speed, and peak memory over a
 1000-frame horizon).
 

@@ -209,6 +209,15 @@ def against_official(args, console) -> int:
     return 0
 
 
+def cell_format(quantity: str) -> str:
+    """How the speed table shows a quantity: counts whole, ratios and losses to 4 digits, seconds to 2 places."""
+    if quantity == "params":
+        return "{:,.0f}"
+    if quantity.startswith(("x_", "amp_", "ssim_", "loss_")):
+        return "{:.4g}"
+    return "{:,.2f}" if quantity.endswith("_step_s") else "{:,.1f}"
+
+
 def print_profile(console, model: str, rows: list[dict]) -> None:
     from rich.table import Table
 
@@ -330,17 +339,7 @@ def main(argv: list[str]) -> int:
     for c in shown:
         cells = []
         for v in frame[c]:
-            precise = c.startswith(("x_", "amp_", "ssim_", "loss_"))
-            fmt = (
-                "{:,.0f}"
-                if c == "params"
-                else "{:.4g}"
-                if precise
-                else "{:,.2f}"
-                if c.endswith("_step_s")
-                else "{:,.1f}"
-            )
-            cells.append("" if pd.isna(v) else fmt.format(v))
+            cells.append("" if pd.isna(v) else cell_format(c).format(v))
         table.add_row(c, *cells)
     console.print(table)
     for c in [c for c in frame if c.endswith("_frames_per_s") and c.startswith(("ssim", "lpips", "i3d"))]:

@@ -78,13 +78,15 @@ class VTAConfig:
 
 
 def conv2d(cin: int, cout: int, k: int, s: int, p: int) -> nn.Sequential:
-    """Official ConvLayer2D: conv without bias, batch norm, ELU."""
-    return nn.Sequential(nn.Conv2d(cin, cout, k, s, p, bias=False), nn.BatchNorm2d(cout), nn.ELU())
+    """Official ConvLayer2D: conv without bias, batch norm, ELU. The ELU runs in place on the batch
+    norm's output (which no backward reads: batch norm keeps its input, ELU its result): one block
+    of B x T frames fewer per layer and forward (2.6 GB at the paper batch)."""
+    return nn.Sequential(nn.Conv2d(cin, cout, k, s, p, bias=False), nn.BatchNorm2d(cout), nn.ELU(inplace=True))
 
 
 def deconv2d(cin: int, cout: int, k: int = 4, s: int = 2, p: int = 1) -> nn.Sequential:
-    """Official ConvTransLayer2D: transposed conv without bias, batch norm, ELU."""
-    return nn.Sequential(nn.ConvTranspose2d(cin, cout, k, s, p, bias=False), nn.BatchNorm2d(cout), nn.ELU())
+    """Official ConvTransLayer2D: transposed conv without bias, batch norm, ELU (in place, as conv2d's)."""
+    return nn.Sequential(nn.ConvTranspose2d(cin, cout, k, s, p, bias=False), nn.BatchNorm2d(cout), nn.ELU(inplace=True))
 
 
 class Encoder(nn.Module):

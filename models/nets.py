@@ -84,14 +84,23 @@ class ConvDecoder(nn.Module):
 
 
 def last_deconv(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:
-    """The decoder's last transposed conv. On the CPU in float32, by matrix product and col2im
-    (torch's native kernel): oneDNN is several times slower for a layer with one output channel."""
-    native = enabled("native_last_deconv") and x.device.type == "cpu" and x.dtype == deconv.weight.dtype
-    if not native or deconv.out_channels > 3:
+    """The decoder's last transposed conv. On the CPU, by matrix product and col2im (torch's native
+    kernel) in the weights' precision: oneDNN is several times slower for a layer with one output
+    channel, in float32 and in bf16 alike, so under bf16 autocast this layer runs in float32 (more
+    precise, and faster than oneDNN's bf16 here: docs/performance.md)."""
+    native = enabled("native_last_deconv") and x.device.type == "cpu" and deconv.out_channels <= 3
+    if not native:
         return deconv(x)
-    return torch.ops.aten.slow_conv_transpose2d(
-        x, deconv.weight, deconv.kernel_size, deconv.bias, deconv.stride, deconv.padding, deconv.output_padding
-    )
+    with torch.autocast("cpu", enabled=False):
+        return torch.ops.aten.slow_conv_transpose2d(
+            x.to(deconv.weight.dtype),
+            deconv.weight,
+            deconv.kernel_size,
+            deconv.bias,
+            deconv.stride,
+            deconv.padding,
+            deconv.output_padding,
+        )
 
 
 def leaky_relu(x: Tensor) -> Tensor:

@@ -147,3 +147,37 @@ def test_bf16_autocast_on_the_cpu_keeps_loss_and_predictions_within_tolerance():
         out[amp] = loss.float(), pred.float()
     assert_same(out[True][0], out[False][0], 1e-3, "loss")
     assert float((out[True][1] - out[False][1]).abs().max()) < 1e-2
+
+
+def test_last_deconv_runs_natively_in_float32_under_bf16_autocast():
+    """native_last_deconv under CPU bf16 autocast: the one-channel layer runs in float32 on the
+    bf16 input (faster than oneDNN's bf16 there, docs/performance.md), output and gradients equal
+    to float32 autograd's; with the feature off, oneDNN's bf16 layer (bf16 output, bf16 rounding)."""
+    from torch import nn
+
+    from models.nets import last_deconv
+
+    torch.manual_seed(0)
+    deconv = nn.ConvTranspose2d(8, 1, 6, stride=2)
+    x = torch.rand(4, 8, 30, 30).bfloat16().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = last_deconv(deconv, x)
+    assert y.dtype == torch.float32 and y.shape == (4, 1, 64, 64)
+    g = torch.randn_like(y)
+    (y * g).sum().backward()
+    got = x.grad.clone(), deconv.weight.grad.clone(), deconv.bias.grad.clone()
+    assert got[0].dtype == torch.bfloat16
+
+    x32 = x.detach().float().requires_grad_()
+    deconv.zero_grad()
+    want = deconv(x32)
+    (want * g).sum().backward()
+    assert_same(y.detach(), want.detach(), 1e-5, "output")
+    assert_same(got[0].float(), x32.grad.bfloat16().float(), 1e-2, "input gradient (bf16)")
+    assert_same(got[1], deconv.weight.grad, 1e-5, "weight gradient")
+    assert_same(got[2], deconv.bias.grad, 1e-5, "bias gradient")
+
+    with disabled("native_last_deconv"), torch.autocast("cpu", dtype=torch.bfloat16):
+        plain = last_deconv(deconv, x.detach())
+    assert plain.dtype == torch.bfloat16
+    assert_same(plain.float(), want.detach(), 2e-2, "oneDNN bf16 output")

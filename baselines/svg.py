@@ -125,7 +125,9 @@ def time_steps(net: nn.Module, steps: int):
 
 
 def block(cin: int, cout: int, conv: type = nn.Conv2d, k: int = 4, s: int = 2, p: int = 1) -> nn.Sequential:
-    return nn.Sequential(conv(cin, cout, k, s, p), StepBatchNorm2d(cout), nn.LeakyReLU(0.2))
+    """conv, batch norm, leaky ReLU, the ReLU in place as the original's (dcgan_conv, vgg_layer): on the
+    batch norm's output, which no backward reads (batch norm keeps its input, the ReLU its result)."""
+    return nn.Sequential(conv(cin, cout, k, s, p), StepBatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True))
 
 
 class DCGANEncoder(nn.Module):

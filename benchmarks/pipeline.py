@@ -197,11 +197,11 @@ def run_one(
         return directory
     if re_eval and weights is None and not RunCheckpoints(directory).exists():
         raise CheckpointError(f"nothing to re-score in {directory}: it has no checkpoint; run without --re-eval")
-    load_metric_networks(cfg, dev)  # every check before anything is written
     train_videos, test_videos, eval_cfg = split_videos(dataset, cfg)
     loggers = open_loggers(cfg, directory, dev, dataset, test_videos)  # packages checked; opened by train()
     model = build_seeded(cfg)
     check_data(eval_cfg, model, dataset, train_videos, test_videos)  # the config against the data and the model
+    load_metric_networks(cfg, dev)  # after the cheap checks (a first use downloads), before anything is written
     if weights is not None:
         model_weights.check_fits(model.state_dict(), weights)
     check_writable(out)  # the last check: it makes --out, so a refused run leaves no empty directory

@@ -393,6 +393,8 @@ def test_evaluation_settings_are_checked_before_training(sets, expected, out_dir
     import benchmarks.pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "train", lambda *a, **k: pytest.fail("trained before the check"))
+    # nor a first use's download of LPIPS / I3D weights (which also prints): the cheap checks come first
+    monkeypatch.setattr(pipeline, "load_metric_networks", lambda *a: pytest.fail("weights fetched before the check"))
     if sets[0].startswith("data.n_train"):  # a prepared set holds fewer videos than asked for
         monkeypatch.setattr(pipeline, "load_checked", lambda ds, split, cfg: ds.load(split)[:5])
     argv = ["--model", "cwvae", *SMOKE, "--out", str(out_dir)] + [a for s in sets for a in ("--set", s)]

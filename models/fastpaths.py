@@ -16,7 +16,7 @@ FEATURES = {
     "decoder_gemm": "the decoder's dense layer and first transposed conv (on a 1x1 input: a matrix product) "
     "as one matrix product, their weights multiplied once per call when the batch makes that cheaper",
     "native_last_deconv": "the decoder's last transposed conv (one output channel) by matrix product and col2im "
-    "on the CPU, where oneDNN is slow for it",
+    "on the CPU, where oneDNN is slow for it (in float32 under bf16 autocast too)",
     "inplace_activations": "leaky ReLU in place after a conv (one activation tensor kept instead of two)",
     "hoisted_projections": "CW-VAE: the parts of the prior's and posterior's first layers that read the context "
     "and the embedding, for all steps at once before the recurrence",

@@ -81,6 +81,34 @@ def apply_allocator_policy() -> dict[str, int]:
     return _applied
 
 
+# jemalloc with freed pages kept for reuse (never purged to the OS): the allocator for VTA's paper
+# batch on a CPU, whose 2.6 GB blocks glibc can neither keep (the heap outgrows the machine) nor reuse
+# (mmapped, faulted in at every allocation). docs/performance.md has the measurements.
+JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+
+
+class AllocatorUnavailable(RuntimeError):
+    pass
+
+
+def jemalloc_library() -> str | None:
+    """The jemalloc shared library's name for LD_PRELOAD (found by the dynamic linker's search), or None."""
+    return ctypes.util.find_library("jemalloc") if sys.platform.startswith("linux") else None
+
+
+def jemalloc_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """`environ` (default: this process's) with jemalloc preloaded and configured to keep freed pages,
+    for a process to start with: glibc's malloc is then unused, so the policy's variables are dropped."""
+    library = jemalloc_library()
+    if library is None:
+        raise AllocatorUnavailable(
+            "jemalloc is not installed (Debian/Ubuntu: apt install libjemalloc2; Fedora: dnf install jemalloc)"
+        )
+    env = {k: v for k, v in (os.environ if environ is None else environ).items() if k not in POLICY}
+    preload = " ".join(x for x in (library, env.get("LD_PRELOAD", "")) if x)
+    return env | {"LD_PRELOAD": preload, "MALLOC_CONF": JEMALLOC_CONF, OPT_OUT: "system"}
+
+
 class MallInfo2(ctypes.Structure):
     """glibc >= 2.33 `struct mallinfo2` (all size_t)."""
 

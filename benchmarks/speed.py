@@ -311,16 +311,22 @@ def worker(spec: dict) -> dict:
     return {**result, "peak_rss_mb": peak_rss_mb(), "cuda_max_alloc_mb": cuda_peak_mb(device)}
 
 
+ALLOCATORS = ("policy", "system", "jemalloc")
+
+
 def worker_env(allocator: str = "policy") -> dict[str, str]:
     """The environment of a measurement's process: ours (which carries the allocator policy once
-    it is applied), or with allocator="system" glibc's defaults (the policy's variables removed)."""
-    from benchmarks.memory import OPT_OUT, POLICY
+    it is applied), with allocator="system" glibc's defaults (the policy's variables removed), with
+    "jemalloc" jemalloc preloaded, keeping freed pages (benchmarks.memory.jemalloc_env)."""
+    from benchmarks.memory import OPT_OUT, POLICY, jemalloc_env
 
     env = dict(os.environ)
     if allocator == "system":
         env = {k: v for k, v in env.items() if k not in POLICY} | {OPT_OUT: "system"}
+    elif allocator == "jemalloc":
+        env = jemalloc_env(env)
     elif allocator != "policy":
-        raise ValueError(f"allocator must be 'policy' or 'system', got {allocator!r}")
+        raise ValueError(f"allocator must be one of {', '.join(ALLOCATORS)}, got {allocator!r}")
     return env
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.memory import POLICY, mmapped_bytes
+from benchmarks.memory import POLICY, jemalloc_library, mmapped_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 # mmapped bytes that a new 64 MiB tensor adds (blocks mmapped before the policy may still be alive)
@@ -128,8 +128,43 @@ def test_speed_workers_run_under_the_policy_or_the_systems_defaults():
 
     assert worker_env("system")["CWBENCH_MALLOC"] == "system"
     assert not set(POLICY) & set(worker_env("system"))
-    with pytest.raises(ValueError, match="allocator must be 'policy' or 'system'"):
-        worker_env("jemalloc")
+    with pytest.raises(ValueError, match="allocator must be one of policy, system, jemalloc"):
+        worker_env("tcmalloc")
+
+
+def test_the_jemalloc_environment(monkeypatch):
+    """`bench.py speed --allocator jemalloc` (VTA's paper batch): jemalloc preloaded before a user's own
+    preload, told to keep freed pages, glibc's policy variables dropped; a clear error where it is missing."""
+    import benchmarks.memory as memory
+
+    monkeypatch.setattr(memory, "jemalloc_library", lambda: "libjemalloc.so.2")
+    user = {"LD_PRELOAD": "libfoo.so", "MALLOC_MMAP_THRESHOLD_": "1", "HOME": "/home/x"}
+    env = memory.jemalloc_env(user)
+    assert env["LD_PRELOAD"] == "libjemalloc.so.2 libfoo.so"
+    assert env["MALLOC_CONF"] == "dirty_decay_ms:-1,muzzy_decay_ms:-1" and env["CWBENCH_MALLOC"] == "system"
+    assert "MALLOC_MMAP_THRESHOLD_" not in env and env["HOME"] == "/home/x"
+    monkeypatch.setattr(memory, "jemalloc_library", lambda: None)
+    with pytest.raises(memory.AllocatorUnavailable, match="apt install libjemalloc2"):
+        memory.jemalloc_env(user)
+
+
+def test_speed_refuses_jemalloc_where_it_is_not_installed(monkeypatch, capsys):
+    import benchmarks.memory as memory
+    from benchmarks.cli import main
+
+    monkeypatch.setattr(memory, "jemalloc_library", lambda: None)
+    assert main(["speed", "--model", "copy_last", "--allocator", "jemalloc"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --allocator jemalloc: jemalloc is not installed") and err.count("\n") == 1
+
+
+@pytest.mark.skipif(jemalloc_library() is None, reason="jemalloc not installed")
+def test_a_process_started_with_the_jemalloc_environment_runs_on_it():
+    from benchmarks.memory import jemalloc_env
+
+    code = "import json; print(json.dumps('jemalloc' in open('/proc/self/maps').read()))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=jemalloc_env(), timeout=60)
+    assert proc.returncode == 0 and json.loads(proc.stdout) is True
 
 
 # the heap's bytes from the system while a 256 MiB block at the top of the heap lives, and after it is

@@ -2,7 +2,7 @@
 
     python bench.py speed [--model M ...] [--preset paper] [--device cuda] [--steps N]
                           [--horizons 100 1000] [--batch B] [--out results]
-                          [--allocator system] [--off FEATURE ...]
+                          [--allocator system|jemalloc] [--off FEATURE ...]
     python bench.py speed --against-official --official PATH --official-python PYTHON [--rounds 2]
 
 Prints a rich table and appends one row per model to <out>/speed.csv with the machine,
@@ -23,8 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.commands import UsageError, add_set_argument
+from benchmarks.memory import AllocatorUnavailable
 from benchmarks.pipeline import machine_info
-from benchmarks.speed import paper_rate, run_isolated
+from benchmarks.speed import paper_rate, run_isolated, worker_env
 from models.fastpaths import COMPILE_MODES
 from rundir.atomic import write_csv
 
@@ -62,8 +63,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allocator",
         default="policy",
-        choices=["policy", "system"],
-        help="the allocator policy of benchmarks/memory.py (default) or glibc's defaults, to measure it",
+        choices=["policy", "system", "jemalloc"],
+        help="the allocator policy of benchmarks/memory.py (default), glibc's defaults, or jemalloc keeping freed "
+        "pages (installed separately: VTA's paper batch on a CPU), to measure it",
     )
     p.add_argument(
         "--off", nargs="+", default=[], metavar="FEATURE", help="speed features to turn off (see models/fastpaths.py)"
@@ -243,6 +245,10 @@ def main(argv: list[str]) -> int:
         check_names(args.off)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    try:
+        worker_env(args.allocator)  # jemalloc: is it installed?
+    except AllocatorUnavailable as e:
+        raise UsageError(f"--allocator {args.allocator}: {e}") from None
     if args.against_official:
         return against_official(args, console)
     known = model_names()

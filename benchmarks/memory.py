@@ -21,6 +21,9 @@ through the environment (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_), which 
 a process starts — spawned workers, `python -c` speed workers, torchrun's ranks. A user who
 sets either variable keeps their own setting (CWBENCH_MALLOC=system keeps glibc's defaults).
 Elsewhere than glibc (macOS, musl) it does nothing.
+
+jemalloc, keeping its freed pages, is the opt-in alternative for VTA's paper batch on a CPU
+(`jemalloc_env`, `bench.py speed --allocator jemalloc`): a system package, preloaded at start.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
 
 
 class AllocatorUnavailable(RuntimeError):
-    pass
+    """An allocator asked for by name is not installed on this machine."""
 
 
 def jemalloc_library() -> str | None:

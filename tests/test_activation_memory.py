@@ -135,8 +135,17 @@ def record_loss(model, video, losses: list):
     losses.append(model.loss(video)[0])
 
 
+# per model: the bound on (bytes counted with every save counted) / (each storage once) without
+# checkpointing, and on (kept with it) / (kept without). In-place activations after batch norm (VTA's
+# ELU, SVG's leaky ReLU) are saved by the activation and by the next conv: counted twice, once kept.
+# Measured at these sizes: SVG 1.16x, 7.3 MB -> 2.0 MB (0.28); VTA 1.42x, 5.4 MB -> 2.9 MB (0.55)
+# (the paper configuration at batch 10 and 50: docs/performance.md, "Training memory of SVG and VTA").
+BOUNDS = {"svg": (1.2, 0.5), "vta": (1.5, 0.6)}
+
+
 @pytest.mark.parametrize("variant", ["svg", "vta"])
 def test_checkpointing_keeps_less_for_backward(variant):
+    double_counted, kept_share = BOUNDS[variant]
     video = torch.rand(2, 8, 1, 64, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     kept = {}
     for on in (False, True):
@@ -145,13 +154,10 @@ def test_checkpointing_keeps_less_for_backward(variant):
         losses = []
         kept[on] = sum(saved_for_backward(model, record_loss, model, video, losses).values())
         losses[0].backward()  # and backward still runs
-        if not on:  # without keeping, a storage saved twice counts twice: more (VTA's in-place ELU
-            # outputs are saved by the ELU and by the next conv: 1.42x at these sizes; SVG 1.0x)
+        if not on:  # without keeping, a storage saved twice counts twice: more
             dropped = sum(saved_for_backward(model, model.loss, video, keep=False).values())
-            assert kept[on] <= dropped < 1.5 * kept[on]
-    # measured at these sizes: SVG 7.9 MB -> 1.7 MB, VTA 5.4 MB -> 2.9 MB (the paper configuration
-    # at batch 10 and 50: docs/performance.md, "Training memory of SVG and VTA")
-    assert kept[True] < 0.6 * kept[False], kept
+            assert kept[on] <= dropped < double_counted * kept[on]
+    assert kept[True] < kept_share * kept[False], kept
 
 
 def test_the_switch_is_on_at_the_paper_preset_only_and_leaves_the_run_identity():

@@ -25,7 +25,7 @@ import pandas as pd
 from benchmarks.commands import UsageError, add_set_argument
 from benchmarks.memory import AllocatorUnavailable
 from benchmarks.pipeline import machine_info
-from benchmarks.speed import paper_rate, run_isolated, worker_env
+from benchmarks.speed import ALLOCATORS, paper_rate, run_isolated, worker_env
 from models.fastpaths import COMPILE_MODES
 from rundir.atomic import write_csv
 
@@ -63,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allocator",
         default="policy",
-        choices=["policy", "system", "jemalloc"],
+        choices=ALLOCATORS,
         help="the allocator policy of benchmarks/memory.py (default), glibc's defaults, or jemalloc keeping freed "
         "pages (installed separately: VTA's paper batch on a CPU), to measure it",
     )

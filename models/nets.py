@@ -62,7 +62,7 @@ class ConvDecoder(nn.Module):
         else:
             x = first(self.dense(feat)[:, :, None, None])  # (N, 1024, 1, 1) -> (N, 128, 5, 5)
         for deconv in rest[:-1]:
-            x = deconv(leaky_relu(x))
+            x = middle_deconv(deconv, leaky_relu(x))  # (N, 64, 13, 13), then (N, 32, 30, 30)
         x = last_deconv(rest[-1], leaky_relu(x))  # (N, C, 64, 64)
         return torch.tanh(x) if self.out_activation == "tanh" else x  # (N, C, 64, 64)
 
@@ -81,6 +81,73 @@ class ConvDecoder(nn.Module):
         bias = first.bias.repeat_interleave(k * k)  # (C1*k*k,)
         x = torch.addmm(self.dense.bias @ w + bias, feat, self.dense.weight.t() @ w)  # (N, C1*k*k)
         return x.view(N, C1, k, k)
+
+
+def middle_deconv(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:
+    """The decoder's stride-2 transposed convs between its first and last. In bf16 on the CPU
+    (under autocast, as `train.amp=bf16` trains), by `SubpixelDeconv`: oneDNN's bf16 transposed
+    conv is slow on these shapes (the 5 -> 13 px layer's forward slower than in float32), its plain
+    convs are not. In float32 the two ways take the same time, and oneDNN's stays
+    (docs/performance.md)."""
+    dtype = deconv.weight.dtype
+    if torch.is_autocast_enabled("cpu") and dtype == torch.float32:
+        dtype = torch.get_autocast_dtype("cpu")
+    fast = (
+        enabled("subpixel_deconv")
+        and x.device.type == "cpu"
+        and dtype == torch.bfloat16
+        and deconv.stride == (2, 2)
+        and deconv.padding == (0, 0)
+        and deconv.output_padding == (0, 0)
+        and deconv.dilation == (1, 1)
+        and deconv.groups == 1
+        and deconv.bias is not None
+    )
+    if not fast:
+        return deconv(x)
+    with torch.autocast("cpu", enabled=False):  # the casts autocast would make, then none inside
+        return SubpixelDeconv.apply(x.to(dtype), deconv.weight.to(dtype), deconv.bias.to(dtype))
+
+
+class SubpixelDeconv(torch.autograd.Function):
+    """conv_transpose2d(x, weight, bias, stride=2), no padding, by plain convolutions.
+
+    Forward: output pixel (2q + r, 2q' + r') takes kernel taps (r + 2j, r' + 2j') only, so each of
+    the 4 phases (r, r') is a plain conv of x (padded by k/2 - 1) with a (k/2 x k/2) slice of the
+    kernel, flipped; the 4 run as one conv with 4x the output channels, and a pixel shuffle
+    interleaves them. An odd kernel gets a zero tap appended and the extra last row and column
+    are cut. Backward: the input gradient is conv2d(grad, weight, stride=2) (the transposed conv's
+    adjoint), the weight gradient a plain conv's weight gradient with the roles of input and
+    output swapped, the bias gradient a sum. Same function, another order of summation."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        C, D, k, _ = weight.shape  # x: (N, C, H, W), D output channels
+        odd = k % 2
+        m = (k + odd) // 2
+        w = F.pad(weight, (0, odd, 0, odd)).reshape(C, D, m, 2, m, 2)  # [c, d, j, r, j', r'], tap 2j + r
+        w = w.flip(2, 4).permute(1, 3, 5, 0, 2, 4).reshape(4 * D, C, m, m)  # channel 4d + 2r + r'
+        phases = F.conv2d(x, w, bias.repeat_interleave(4), padding=m - 1)  # (N, 4D, H + m - 1, W + m - 1)
+        y = F.pixel_shuffle(phases, 2)  # (N, D, 2H + 2m - 2, 2W + 2m - 2)
+        if odd:  # a fresh tensor either way: the caller's activation writes over it
+            y = y[:, :, :-1, :-1].contiguous()
+        return y  # (N, D, 2H + k - 2, 2W + k - 2)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()  # (N, D, 2H + k - 2, 2W + k - 2)
+        dx = F.conv2d(grad, weight, stride=2) if ctx.needs_input_grad[0] else None  # (N, C, H, W)
+        dw = None
+        if ctx.needs_input_grad[1]:  # of conv2d(grad, weight, stride=2) with x as its output's gradient
+            no_bias = None
+            dw = torch.ops.aten.convolution_backward(
+                x, grad, weight, no_bias, [2, 2], [0, 0], [1, 1], False, [0, 0], 1, [False, True, False]
+            )[1]  # (C, D, k, k)
+        db = grad.sum((0, 2, 3)) if ctx.needs_input_grad[2] else None  # (D,)
+        return dx, dw, db
 
 
 def last_deconv(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:

@@ -36,6 +36,7 @@ def loss_and_grads(model, video, seed=0):
 
 
 def assert_same(a, b, rtol, what):
+    a, b = a.detach(), b.detach()
     scale = b.abs().max().clamp_min(1e-12)
     err = float((a - b).abs().max() / scale)
     assert err <= rtol, f"{what}: relative difference {err:.3g} > {rtol}"
@@ -181,3 +182,75 @@ def test_last_deconv_runs_natively_in_float32_under_bf16_autocast():
         plain = last_deconv(deconv, x.detach())
     assert plain.dtype == torch.bfloat16
     assert_same(plain.float(), want.detach(), 2e-2, "oneDNN bf16 output")
+
+
+@pytest.mark.parametrize("kernel, size", [(5, 5), (6, 13), (4, 7)])
+def test_subpixel_deconv_is_the_transposed_conv_with_its_gradients(kernel, size):
+    """subpixel_deconv's function: the forward by sub-pixel phases (an odd kernel padded with a zero
+    tap, the extra row and column cut) and the hand-written backward equal torch's transposed conv
+    and its autograd in float64; gradcheck checks the backward against finite differences."""
+    from models.nets import SubpixelDeconv
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, size, size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 3, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    y = SubpixelDeconv.apply(x, w, b)
+    want_y = torch.nn.functional.conv_transpose2d(x, w, b, stride=2)
+    assert y.shape == want_y.shape == (2, 3, 2 * size + kernel - 2, 2 * size + kernel - 2)
+    assert y.is_contiguous() and y._base is None  # fresh: the decoder's leaky ReLU writes over it
+    assert_same(y.detach(), want_y.detach(), 1e-12, "output")
+    g = torch.randn_like(y)
+    got = torch.autograd.grad((y * g).sum(), (x, w, b))
+    want = torch.autograd.grad((want_y * g).sum(), (x, w, b))
+    for a, c, what in zip(got, want, ("input gradient", "weight gradient", "bias gradient")):
+        assert_same(a, c, 1e-12, what)
+    small = (x[:1, :2, :3, :3], w[:2, :2], b[:2])  # (1, 2, 3, 3) input, (2, 2, k, k) weight
+    assert torch.autograd.gradcheck(SubpixelDeconv.apply, [t.detach().clone().requires_grad_() for t in small])
+
+
+def test_subpixel_deconv_runs_in_bf16_under_autocast_only():
+    """Under CPU bf16 autocast the middle deconvs run by SubpixelDeconv in bf16, as autocast's own
+    transposed conv would (bf16 output, float32 gradients for the float32 parameters), equal to
+    float32 within bf16's rounding; in float32 (measured no faster there) oneDNN's layer runs."""
+    from torch import nn
+
+    from models.nets import middle_deconv
+
+    torch.manual_seed(0)
+    deconv = nn.ConvTranspose2d(16, 8, 5, stride=2)
+    x = torch.randn(4, 16, 5, 5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = middle_deconv(deconv, x)
+    assert y.dtype == torch.bfloat16 and y.shape == (4, 8, 13, 13)
+    assert type(y.grad_fn).__name__ == "SubpixelDeconvBackward"
+    g = torch.randn(y.shape)
+    (y.float() * g).sum().backward()
+    assert deconv.weight.grad.dtype == torch.float32
+    got_w, got_b = deconv.weight.grad.clone(), deconv.bias.grad.clone()
+    deconv.zero_grad()
+    want = middle_deconv(deconv, x)
+    assert type(want.grad_fn).__name__ != "SubpixelDeconvBackward"
+    (want * g).sum().backward()
+    assert_same(y.detach().float(), want.detach(), 2e-2, "output")
+    assert_same(got_w, deconv.weight.grad, 2e-2, "weight gradient")
+    assert_same(got_b, deconv.bias.grad, 2e-2, "bias gradient")
+    with disabled("subpixel_deconv"), torch.autocast("cpu", dtype=torch.bfloat16):
+        plain = middle_deconv(deconv, x)
+    assert plain.dtype == torch.bfloat16 and type(plain.grad_fn).__name__ != "SubpixelDeconvBackward"
+
+
+def test_bf16_loss_and_gradients_equal_with_subpixel_deconv_off():
+    """The whole CW-VAE under CPU bf16 autocast, subpixel_deconv on against off: the same loss and
+    gradients within bf16's rounding (two orders of summation, each rounded to bf16; measured: the
+    same loss, gradients within 4.4e-3 of their largest entry)."""
+    torch.manual_seed(0)
+    model = get_model_class("cwvae")(**SMALL)
+    video = torch.rand(3, 8, 1, 64, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss_on, grads_on = loss_and_grads(model, video)
+        with disabled("subpixel_deconv"):
+            loss_off, grads_off = loss_and_grads(model, video)
+    assert_same(loss_on, loss_off, 1e-3, "loss")
+    for name in grads_on:
+        assert_same(grads_on[name], grads_off[name], 5e-2, f"gradient of {name}")

@@ -45,9 +45,8 @@ def cuda_peak_mb(device: torch.device) -> float:
 
 
 def measure_train(model, cfg, device, steps: int, warmup: int, batch: int, profile: int = 0) -> dict:
-    """Training throughput of the median of `steps` steps after `warmup`, the step's GFLOP (counted in the
-    first warm-up step), and with profile > 0 the `profile` operators that took the most time in one more
-    step (torch.profiler)."""
+    """Training throughput of the median of `steps` steps after `warmup`, the step's GFLOP (`model_gflop`),
+    and with profile > 0 the `profile` operators that took the most time in one more step (torch.profiler)."""
     from benchmarks.trainer import make_optimizer
 
     t = cfg.train
@@ -56,7 +55,7 @@ def measure_train(model, cfg, device, steps: int, warmup: int, batch: int, profi
     model.train()
     amp = t.amp == "bf16"  # CUDA, or a CPU (fast where it has native bf16: avx512_bf16, AMX)
 
-    def step():
+    def step(video=video):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             loss, _ = model.loss(video)
         opt.zero_grad(set_to_none=True)
@@ -64,9 +63,9 @@ def measure_train(model, cfg, device, steps: int, warmup: int, batch: int, profi
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad if t.clip_grad > 0 else float("inf"))
         opt.step()
 
-    # the step's GFLOP, counted in the first warm-up step (untimed anyway), or in one more step without warm-up
-    gflop = step_gflop(step) if warmup else None
-    for _ in range(warmup - 1):
+    few = min(batch, 2)  # videos to count on: 2, as batch norm in training needs more than one value
+    gflop = model_gflop(lambda: step(video[:few]), batch / few)
+    for _ in range(warmup):
         step()
     sync(device)
     times, before = [], resource.getrusage(resource.RUSAGE_SELF)
@@ -77,7 +76,6 @@ def measure_train(model, cfg, device, steps: int, warmup: int, batch: int, profi
         times.append(time.perf_counter() - tic)
     after = resource.getrusage(resource.RUSAGE_SELF)
     seconds = statistics.median(times)
-    gflop = step_gflop(step) if gflop is None else gflop
     top = {"train_profile": profile_step(step, profile)} if profile else {}
     return top | {
         "train_frames_per_s": batch * t.seq_len / seconds,  # of the median step
@@ -88,6 +86,18 @@ def measure_train(model, cfg, device, steps: int, warmup: int, batch: int, profi
         "train_minor_faults_per_step": (after.ru_minflt - before.ru_minflt) / steps,
         "train_sys_s_per_step": (after.ru_stime - before.ru_stime) / steps,
     }
+
+
+def model_gflop(step_few_videos, scale: float) -> float:
+    """GFLOP of one training step of the model as its layers define it: `step_gflop` of a step on a few
+    videos with every speed feature of models/fastpaths.py off, times `scale` (the batch over those few;
+    every counted product is per video). What the features save (decoder_gemm's 5x fewer multiply-adds
+    in one layer) or add (subpixel_deconv's zero taps of an odd kernel) is not counted: the same figure
+    divides the official code's step time, which computes the plain layers, and ours."""
+    from models.fastpaths import disabled
+
+    with disabled():
+        return scale * step_gflop(step_few_videos)
 
 
 def step_gflop(step) -> float:

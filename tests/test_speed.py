@@ -6,7 +6,7 @@ import torch
 
 from benchmarks.commands import UsageError
 from benchmarks.commands.speed import main
-from benchmarks.speed import measure_peak, paper_rate, step_gflop
+from benchmarks.speed import measure_peak, model_gflop, paper_rate, step_gflop
 
 
 def test_speed_writes_measured_rows(tmp_path, capsys):
@@ -149,3 +149,29 @@ def test_peak_gives_each_model_its_share_of_the_best_rate(tmp_path, monkeypatch)
     row = pd.read_csv(tmp_path / "speed.csv").iloc[0]
     assert row.train_shortest_step_s == 0.5 and row.x_peak == 0.25  # against the better of the two rates
     assert row.peak_matmul_gflop_per_s == 150.0
+
+
+def test_model_gflop_counts_the_plain_layers_per_video():
+    """The step's GFLOP in speed.csv is the model's own arithmetic: one video's count with the speed
+    features off, times the batch, equal to the plain step's count at the full batch, whatever the
+    features do (decoder_gemm computes fewer products, subpixel_deconv's odd kernel more)."""
+    from models import get_model_class
+    from models.fastpaths import disabled
+
+    torch.manual_seed(0)
+    model = get_model_class("cwvae")(levels=2, factor=2, stoch=4, deter=8, hidden=8, enc_dense_hidden=16, cnn_depth=4)
+    video = torch.rand(3, 4, 1, 64, 64)
+
+    def step(v, amp=False):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            loss, _ = model.loss(v)
+        loss.backward()
+
+    counted = model_gflop(lambda: step(video[:1]), 3)  # one video, times 3
+    with disabled():
+        plain = step_gflop(lambda: step(video))
+    assert counted == pytest.approx(plain, rel=1e-12)
+    assert step_gflop(lambda: step(video)) < plain  # decoder_gemm: fewer products
+    with disabled("decoder_gemm"):
+        assert step_gflop(lambda: step(video, amp=True)) > plain  # subpixel_deconv in bf16: the zero taps
+    assert model_gflop(lambda: step(video[:1], amp=True), 3) == pytest.approx(plain, rel=1e-12)

@@ -63,8 +63,6 @@ def measure_train(model, cfg, device, steps: int, warmup: int, batch: int, profi
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad if t.clip_grad > 0 else float("inf"))
         opt.step()
 
-    few = min(batch, 2)  # videos to count on: 2, as batch norm in training needs more than one value
-    gflop = model_gflop(lambda: step(video[:few]), batch / few)
     for _ in range(warmup):
         step()
     sync(device)
@@ -76,6 +74,9 @@ def measure_train(model, cfg, device, steps: int, warmup: int, batch: int, profi
         times.append(time.perf_counter() - tic)
     after = resource.getrusage(resource.RUSAGE_SELF)
     seconds = statistics.median(times)
+    # counted after the timed steps, so that the warm-up steps are the ones right before them
+    few = min(batch, 2)  # videos to count on: 2, as batch norm in training needs more than one value
+    gflop = model_gflop(lambda: step(video[:few]), batch / few)
     top = {"train_profile": profile_step(step, profile)} if profile else {}
     return top | {
         "train_frames_per_s": batch * t.seq_len / seconds,  # of the median step

@@ -120,7 +120,7 @@ def against_official(args, console) -> int:
     steps = {"ours": [], "official": []}  # seconds per training step
     runs = {"ours": [], "official": []}  # seconds per open-loop prediction
     frames = {"ours": 0, "official": 0}  # frames per training step
-    gflop = 0.0  # per training step, counted on ours (the same model's products: docs/performance.md)
+    gflop = 0.0  # per training step: the model's own products, which both compute (speed.model_gflop)
     errors = []
     loads = []
     for r in range(args.rounds):
@@ -202,7 +202,8 @@ def against_official(args, console) -> int:
     table.add_row("ratio (cwbench / official)", "", f"{row['train_ratio']:.2f}x", "", f"{row['predict_ratio']:.2f}x")
     console.print(table)
     console.print(
-        f"¹ {gflop:,.0f} GFLOP per step (torch's count of cwbench's step; the same model's products) / s per step"
+        f"¹ {gflop:,.0f} GFLOP per step (torch's count of the model's products and convolutions, cwbench's speed "
+        "features off: what both compute) / s per step"
     )
     path = Path(args.out) / "speed_official.csv"
     old = pd.read_csv(path) if path.exists() else pd.DataFrame()

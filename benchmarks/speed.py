@@ -225,9 +225,11 @@ def synthetic(batch: int, length: int, shape: tuple, device) -> torch.Tensor:
 
 
 def amp_difference(model, cfg, device, batch: int) -> dict:
-    """Loss and SSIM of bf16 autocast against fp32 on one fixed batch (same weights, same noise)."""
+    """Loss and SSIM of bf16 autocast against fp32 on one fixed batch (same weights, same noise): the loss
+    in training mode, as training computes it, the open-loop predictions in eval mode."""
     from benchmarks.metrics import ssim
     from benchmarks.protocol import open_loop
+    from models.nets import eval_mode
 
     gen = torch.Generator().manual_seed(0)
     t = cfg.train
@@ -239,8 +241,9 @@ def amp_difference(model, cfg, device, batch: int) -> dict:
     for name, enabled in (("fp32", False), ("bf16", True)):
         torch.manual_seed(0)
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled):
-            loss, _ = model.loss(video)
-            preds = open_loop(model.eval(), test, context, seed=0)
+            loss, _ = model.train().loss(video)
+            with eval_mode(model):
+                preds = open_loop(model, test, context, seed=0)
         target = test[:, None, context:].expand_as(preds).flatten(0, 2)
         out[f"loss_{name}"] = float(loss)
         out[f"ssim_{name}"] = float(ssim(preds.float().flatten(0, 2), target).mean())

@@ -6,7 +6,7 @@ import torch
 
 from benchmarks.commands import UsageError
 from benchmarks.commands.speed import main
-from benchmarks.speed import measure_peak, model_gflop, paper_rate, step_gflop
+from benchmarks.speed import amp_difference, measure_peak, model_gflop, paper_rate, step_gflop
 
 
 def test_speed_writes_measured_rows(tmp_path, capsys):
@@ -175,3 +175,21 @@ def test_model_gflop_counts_the_plain_layers_per_video():
     with disabled("decoder_gemm"):
         assert step_gflop(lambda: step(video, amp=True)) > plain  # subpixel_deconv in bf16: the zero taps
     assert model_gflop(lambda: step(video[:1], amp=True), 3) == pytest.approx(plain, rel=1e-12)
+
+
+def test_amp_check_computes_both_losses_in_training_mode():
+    """--amp-check's fp32 and bf16 losses are both training-mode losses (before: the bf16 one ran in the
+    eval mode the fp32 predictions had left, which changes VTA's and SVG's losses by itself), and the
+    predictions are made in eval mode."""
+    from benchmarks.config import resolve_config
+    from benchmarks.trainer import build_seeded
+
+    cfg = resolve_config("vta", "mmnist", "smoke", sets=[])
+    model = build_seeded(cfg)
+    modes = []
+    loss = model.loss
+    model.loss = lambda video: (modes.append(model.training), loss(video))[1]
+    out = amp_difference(model, cfg, torch.device("cpu"), 2)
+    assert modes == [True, True] and model.training
+    # measured 9.5e-6; the old order gave 0.04, the smoke VTA's own train-against-eval difference
+    assert out["loss_fp32"] != out["loss_bf16"] and out["amp_loss_rel_diff"] < 1e-3

@@ -115,7 +115,7 @@ class SubpixelDeconv(torch.autograd.Function):
     Forward: output pixel (2q + r, 2q' + r') takes kernel taps (r + 2j, r' + 2j') only, so each of
     the 4 phases (r, r') is a plain conv of x (padded by k/2 - 1) with a (k/2 x k/2) slice of the
     kernel, flipped; the 4 run as one conv with 4x the output channels, and a pixel shuffle
-    interleaves them. An odd kernel gets a zero tap appended and the extra last row and column
+    (`interleave_phases`) interleaves them. An odd kernel gets a zero tap appended and the extra last row and column
     are cut. Backward: the input gradient is conv2d(grad, weight, stride=2) (the transposed conv's
     adjoint), the weight gradient a plain conv's weight gradient with the roles of input and
     output swapped, the bias gradient a sum. Same function, another order of summation."""
@@ -128,11 +128,8 @@ class SubpixelDeconv(torch.autograd.Function):
         m = (k + odd) // 2
         w = F.pad(weight, (0, odd, 0, odd)).reshape(C, D, m, 2, m, 2)  # [c, d, j, r, j', r'], tap 2j + r
         w = w.flip(2, 4).permute(1, 3, 5, 0, 2, 4).reshape(4 * D, C, m, m)  # channel 4d + 2r + r'
-        phases = F.conv2d(x, w, bias.repeat_interleave(4), padding=m - 1)  # (N, 4D, H + m - 1, W + m - 1)
-        y = F.pixel_shuffle(phases, 2)  # (N, D, 2H + 2m - 2, 2W + 2m - 2)
-        if odd:  # a fresh tensor either way: the caller's activation writes over it
-            y = y[:, :, :-1, :-1].contiguous()
-        return y  # (N, D, 2H + k - 2, 2W + k - 2)
+        phases = F.conv2d(x, w, bias.repeat_interleave(4), padding=m - 1)  # (N, 4D, P, Q), P = H + m - 1
+        return interleave_phases(phases, odd)  # (N, D, 2H + k - 2, 2W + k - 2)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -148,6 +145,21 @@ class SubpixelDeconv(torch.autograd.Function):
             )[1]  # (C, D, k, k)
         db = grad.sum((0, 2, 3)) if ctx.needs_input_grad[2] else None  # (D,)
         return dx, dw, db
+
+
+def interleave_phases(phases: Tensor, crop: int) -> Tensor:
+    """(N, 4D, P, Q), channel 4d + 2r + r' -> (N, D, 2P - crop, 2Q - crop), pixel (2p + r, 2q + r'):
+    F.pixel_shuffle, less the last `crop` rows and columns, as one copy into a fresh tensor (the
+    caller's activation writes over it). A strided copy; torch's pixel_shuffle kernel takes twice as
+    long on the decoder's bf16 shapes, and a crop after it is a second copy (docs/performance.md)."""
+    N, C4, P, Q = phases.shape
+    by_phase = phases.view(N, C4 // 4, 2, 2, P, Q)  # [n, d, r, r', p, q]
+    if not crop:
+        return by_phase.permute(0, 1, 4, 2, 5, 3).reshape(N, C4 // 4, 2 * P, 2 * Q)  # [n, d, p, r, q, r']
+    y = phases.new_empty(N, C4 // 4, 2 * P - crop, 2 * Q - crop)
+    for r, s in ((0, 0), (0, 1), (1, 0), (1, 1)):  # the phases whose last row or column is cut lose it
+        y[:, :, r::2, s::2] = by_phase[:, :, r, s, : P - r * crop, : Q - s * crop]
+    return y
 
 
 def last_deconv(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:

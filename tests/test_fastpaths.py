@@ -209,6 +209,22 @@ def test_subpixel_deconv_is_the_transposed_conv_with_its_gradients(kernel, size)
     assert torch.autograd.gradcheck(SubpixelDeconv.apply, [t.detach().clone().requires_grad_() for t in small])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("crop", [0, 1])
+def test_interleave_phases_is_pixel_shuffle_then_crop(dtype, crop):
+    """SubpixelDeconv's interleave (one strided copy) moves every value where F.pixel_shuffle and a
+    crop of the last row and column put it: bit for bit, into a fresh contiguous tensor."""
+    from models.nets import interleave_phases
+
+    phases = torch.randn(3, 4 * 5, 7, 6).to(dtype)  # (N, 4D, P, Q)
+    want = torch.nn.functional.pixel_shuffle(phases, 2)
+    want = want[:, :, : want.shape[2] - crop, : want.shape[3] - crop]
+    got = interleave_phases(phases, crop)
+    assert got.shape == (3, 5, 14 - crop, 12 - crop) and got.dtype == dtype
+    assert got.is_contiguous() and got._base is None
+    assert torch.equal(got, want)
+
+
 def test_subpixel_deconv_runs_in_bf16_under_autocast_only():
     """Under CPU bf16 autocast the middle deconvs run by SubpixelDeconv in bf16, as autocast's own
     transposed conv would (bf16 output, float32 gradients for the float32 parameters), equal to

@@ -101,10 +101,18 @@ def model_gflop(step_few_videos, scale: float) -> float:
         return scale * step_gflop(step_few_videos)
 
 
+def native_transposed_conv_flop(x, weight, *args, **kwargs) -> int:
+    """torch's native transposed conv (`native_last_deconv`'s forward, not in flop_registry): every
+    input pixel times every tap of every output channel, a multiply-add counted as 2, as the registry
+    counts oneDNN's."""
+    return 2 * x.numel() * weight[0].numel()  # x: (N, C, H, W); weight: (C, D, kh, kw)
+
+
 def step_gflop(step) -> float:
     """Floating-point operations of one call of `step` (untimed), in GFLOP: torch's count of its matrix
-    products and convolutions (torch.utils.flop_counter's formulas), forward and backward (a multiply-add
-    is 2), which is nearly all of a step's arithmetic; elementwise operations are not counted.
+    products and convolutions (torch.utils.flop_counter's formulas, and `native_transposed_conv_flop`),
+    forward and backward (a multiply-add is 2), which is nearly all of a step's arithmetic; elementwise
+    operations are not counted.
 
     Counted by a bare dispatch mode rather than FlopCounterMode, whose module tracking kept activations
     alive: it doubled SVG's peak memory under activation checkpointing (2.0 -> 4.3 GB at batch 10)."""
@@ -114,13 +122,15 @@ def step_gflop(step) -> float:
     except ImportError:  # a torch without them: no count
         return float("nan")
 
+    formulas = {**flop_registry, torch.ops.aten.slow_conv_transpose2d: native_transposed_conv_flop}
+
     class Count(TorchDispatchMode):
         flops = 0
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
-            formula = flop_registry.get(func._overloadpacket)
+            formula = formulas.get(func._overloadpacket)
             if formula is not None:
                 self.flops += formula(*args, **kwargs, out_val=out)
             return out

@@ -16,8 +16,8 @@ FEATURES = {
     "decoder_gemm": "the decoder's dense layer and first transposed conv (on a 1x1 input: a matrix product) "
     "as one matrix product, their weights multiplied once per call when the batch makes that cheaper",
     "native_last_deconv": "the decoder's last transposed conv (one output channel) by matrix product and col2im "
-    "on the CPU, where oneDNN is slow for it (in float32 under bf16 autocast too)",
-    "subpixel_deconv": "the decoder's middle transposed convs in bf16 on the CPU as plain convs: forward over "
+    "on the CPU, where oneDNN is slow for it (in float32 under bf16 autocast too, where subpixel_deconv is off)",
+    "subpixel_deconv": "the decoder's stride-2 transposed convs in bf16 on the CPU as plain convs: forward over "
     "the 4 sub-pixel phases at once and a pixel shuffle, backward as a strided conv and a conv's weight gradient",
     "inplace_activations": "leaky ReLU in place after a conv (one activation tensor kept instead of two)",
     "hoisted_projections": "CW-VAE: the parts of the prior's and posterior's first layers that read the context "

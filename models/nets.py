@@ -84,11 +84,42 @@ class ConvDecoder(nn.Module):
 
 
 def middle_deconv(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:
-    """The decoder's stride-2 transposed convs between its first and last. In bf16 on the CPU
-    (under autocast, as `train.amp=bf16` trains), by `SubpixelDeconv`: oneDNN's bf16 transposed
-    conv is slow on these shapes (the 5 -> 13 px layer's forward slower than in float32), its plain
-    convs are not. In float32 the two ways take the same time, and oneDNN's stays
-    (docs/performance.md)."""
+    """The decoder's stride-2 transposed convs between its first and last: by `SubpixelDeconv` in
+    bf16 on the CPU (`subpixel_deconv`), else torch's layer."""
+    dtype = subpixel_dtype(deconv, x)
+    return deconv(x) if dtype is None else subpixel_deconv(deconv, x, dtype)
+
+
+def last_deconv(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:
+    """The decoder's last transposed conv. In bf16 on the CPU by `SubpixelDeconv` (`subpixel_deconv`).
+    Else on the CPU by matrix product and col2im (torch's native kernel) in the weights' precision
+    (`native_last_deconv`): oneDNN is several times slower for a layer with one output channel, in
+    float32 and in bf16 alike, so with `subpixel_deconv` off this layer runs in float32 under bf16
+    autocast (docs/performance.md)."""
+    dtype = subpixel_dtype(deconv, x)
+    if dtype is not None:
+        return subpixel_deconv(deconv, x, dtype)
+    native = enabled("native_last_deconv") and x.device.type == "cpu" and deconv.out_channels <= 3
+    if not native:
+        return deconv(x)
+    with torch.autocast("cpu", enabled=False):
+        return torch.ops.aten.slow_conv_transpose2d(
+            x.to(deconv.weight.dtype),
+            deconv.weight,
+            deconv.kernel_size,
+            deconv.bias,
+            deconv.stride,
+            deconv.padding,
+            deconv.output_padding,
+        )
+
+
+def subpixel_dtype(deconv: nn.ConvTranspose2d, x: Tensor) -> torch.dtype | None:
+    """bf16 where `subpixel_deconv` runs this layer: on the CPU in bf16 (under autocast, as
+    `train.amp=bf16` trains), a stride-2 layer without padding. oneDNN's bf16 transposed conv is slow
+    on the decoder's shapes (the 5 -> 13 px layer's forward slower than in float32, the one-channel
+    last layer several times slower), its plain convs are not. In float32 the middle layers take the
+    same time either way and oneDNN's stays; None there."""
     dtype = deconv.weight.dtype
     if torch.is_autocast_enabled("cpu") and dtype == torch.float32:
         dtype = torch.get_autocast_dtype("cpu")
@@ -103,8 +134,10 @@ def middle_deconv(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:
         and deconv.groups == 1
         and deconv.bias is not None
     )
-    if not fast:
-        return deconv(x)
+    return dtype if fast else None
+
+
+def subpixel_deconv(deconv: nn.ConvTranspose2d, x: Tensor, dtype: torch.dtype) -> Tensor:
     with torch.autocast("cpu", enabled=False):  # the casts autocast would make, then none inside
         return SubpixelDeconv.apply(x.to(dtype), deconv.weight.to(dtype), deconv.bias.to(dtype))
 
@@ -160,26 +193,6 @@ def interleave_phases(phases: Tensor, crop: int) -> Tensor:
     for r, s in ((0, 0), (0, 1), (1, 0), (1, 1)):  # the phases whose last row or column is cut lose it
         y[:, :, r::2, s::2] = by_phase[:, :, r, s, : P - r * crop, : Q - s * crop]
     return y
-
-
-def last_deconv(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:
-    """The decoder's last transposed conv. On the CPU, by matrix product and col2im (torch's native
-    kernel) in the weights' precision: oneDNN is several times slower for a layer with one output
-    channel, in float32 and in bf16 alike, so under bf16 autocast this layer runs in float32 (more
-    precise, and faster than oneDNN's bf16 here: docs/performance.md)."""
-    native = enabled("native_last_deconv") and x.device.type == "cpu" and deconv.out_channels <= 3
-    if not native:
-        return deconv(x)
-    with torch.autocast("cpu", enabled=False):
-        return torch.ops.aten.slow_conv_transpose2d(
-            x.to(deconv.weight.dtype),
-            deconv.weight,
-            deconv.kernel_size,
-            deconv.bias,
-            deconv.stride,
-            deconv.padding,
-            deconv.output_padding,
-        )
 
 
 def leaky_relu(x: Tensor) -> Tensor:

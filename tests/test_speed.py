@@ -160,7 +160,7 @@ def test_model_gflop_counts_the_plain_layers_per_video():
 
     torch.manual_seed(0)
     model = get_model_class("cwvae")(levels=2, factor=2, stoch=4, deter=8, hidden=8, enc_dense_hidden=16, cnn_depth=4)
-    video = torch.rand(3, 4, 1, 64, 64)
+    video = torch.rand(3, 8, 1, 64, 64)  # 24 frames: decoder_gemm's weight product (once a call) pays
 
     def step(v, amp=False):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
@@ -175,6 +175,22 @@ def test_model_gflop_counts_the_plain_layers_per_video():
     with disabled("decoder_gemm"):
         assert step_gflop(lambda: step(video, amp=True)) > plain  # subpixel_deconv in bf16: the zero taps
     assert model_gflop(lambda: step(video[:1], amp=True), 3) == pytest.approx(plain, rel=1e-12)
+
+
+def test_step_gflop_counts_the_native_transposed_conv_as_onednn_s():
+    """native_last_deconv's forward (torch's slow_conv_transpose2d, which flop_registry lacks) counts
+    what the same layer counts on oneDNN's path: 2 x input pixels x taps x output channels."""
+    from torch import nn
+
+    from models.fastpaths import disabled
+    from models.nets import last_deconv
+
+    deconv = nn.ConvTranspose2d(8, 1, 6, stride=2)
+    x = torch.rand(3, 8, 30, 30)
+    native = step_gflop(lambda: last_deconv(deconv, x))
+    with disabled("native_last_deconv"):
+        onednn = step_gflop(lambda: last_deconv(deconv, x))
+    assert native == onednn == pytest.approx(2 * 3 * 8 * 30 * 30 * 1 * 6 * 6 / 1e9, rel=1e-12)
 
 
 def test_amp_check_computes_both_losses_in_training_mode():

@@ -147,9 +147,9 @@ class SubpixelDeconv(torch.autograd.Function):
 
     Forward: output pixel (2q + r, 2q' + r') takes kernel taps (r + 2j, r' + 2j') only, so each of
     the 4 phases (r, r') is a plain conv of x (padded by k/2 - 1) with a (k/2 x k/2) slice of the
-    kernel, flipped; the 4 run as one conv with 4x the output channels, and a pixel shuffle
-    (`interleave_phases`) interleaves them. An odd kernel gets a zero tap appended and the extra last row and column
-    are cut. Backward: the input gradient is conv2d(grad, weight, stride=2) (the transposed conv's
+    kernel, flipped; the 4 run as one conv with 4x the output channels, and `interleave_phases` (a
+    pixel shuffle) interleaves them. An odd kernel gets a zero tap appended and the extra last row
+    and column are cut. Backward: the input gradient is conv2d(grad, weight, stride=2) (the transposed conv's
     adjoint), the weight gradient a plain conv's weight gradient with the roles of input and
     output swapped, the bias gradient a sum. Same function, another order of summation."""
 
@@ -182,9 +182,12 @@ class SubpixelDeconv(torch.autograd.Function):
 
 def interleave_phases(phases: Tensor, crop: int) -> Tensor:
     """(N, 4D, P, Q), channel 4d + 2r + r' -> (N, D, 2P - crop, 2Q - crop), pixel (2p + r, 2q + r'):
-    F.pixel_shuffle, less the last `crop` rows and columns, as one copy into a fresh tensor (the
-    caller's activation writes over it). A strided copy; torch's pixel_shuffle kernel takes twice as
-    long on the decoder's bf16 shapes, and a crop after it is a second copy (docs/performance.md)."""
+    F.pixel_shuffle, less the last row and column where `crop` is 1 (an odd kernel's), into a fresh
+    tensor (the caller's activation writes over it). By strided copies, one (crop 0) or one per phase,
+    each already cropped: torch's pixel_shuffle kernel takes twice as long on the decoder's bf16
+    shapes, and a crop after it is a second copy (docs/performance.md)."""
+    if crop not in (0, 1):
+        raise ValueError(f"crop must be 0 or 1, got {crop}")
     N, C4, P, Q = phases.shape
     by_phase = phases.view(N, C4 // 4, 2, 2, P, Q)  # [n, d, r, r', p, q]
     if not crop:

@@ -237,6 +237,8 @@ def test_interleave_phases_is_pixel_shuffle_then_crop(dtype, crop):
     assert got.shape == (3, 5, 14 - crop, 12 - crop) and got.dtype == dtype
     assert got.is_contiguous() and got._base is None
     assert torch.equal(got, want)
+    with pytest.raises(ValueError, match="crop must be 0 or 1"):
+        interleave_phases(phases, 2)
 
 
 def test_subpixel_deconv_runs_in_bf16_under_autocast_only():

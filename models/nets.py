@@ -86,8 +86,7 @@ class ConvDecoder(nn.Module):
 def middle_deconv(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:
     """The decoder's stride-2 transposed convs between its first and last: by `SubpixelDeconv` in
     bf16 on the CPU (`subpixel_deconv`), else torch's layer."""
-    dtype = subpixel_dtype(deconv, x)
-    return deconv(x) if dtype is None else subpixel_deconv(deconv, x, dtype)
+    return subpixel_deconv(deconv, x) if by_phases(deconv, x) else deconv(x)
 
 
 def last_deconv(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:
@@ -96,9 +95,8 @@ def last_deconv(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:
     (`native_last_deconv`): oneDNN is several times slower for a layer with one output channel, in
     float32 and in bf16 alike, so with `subpixel_deconv` off this layer runs in float32 under bf16
     autocast (docs/performance.md)."""
-    dtype = subpixel_dtype(deconv, x)
-    if dtype is not None:
-        return subpixel_deconv(deconv, x, dtype)
+    if by_phases(deconv, x):
+        return subpixel_deconv(deconv, x)
     native = enabled("native_last_deconv") and x.device.type == "cpu" and deconv.out_channels <= 3
     if not native:
         return deconv(x)
@@ -114,16 +112,16 @@ def last_deconv(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:
         )
 
 
-def subpixel_dtype(deconv: nn.ConvTranspose2d, x: Tensor) -> torch.dtype | None:
-    """bf16 where `subpixel_deconv` runs this layer: on the CPU in bf16 (under autocast, as
+def by_phases(deconv: nn.ConvTranspose2d, x: Tensor) -> bool:
+    """Whether `subpixel_deconv` runs this layer: on the CPU in bf16 (under autocast, as
     `train.amp=bf16` trains), a stride-2 layer without padding. oneDNN's bf16 transposed conv is slow
     on the decoder's shapes (the 5 -> 13 px layer's forward slower than in float32, the one-channel
     last layer several times slower), its plain convs are not. In float32 the middle layers take the
-    same time either way and oneDNN's stays; None there."""
+    same time either way and oneDNN's stays."""
     dtype = deconv.weight.dtype
     if torch.is_autocast_enabled("cpu") and dtype == torch.float32:
         dtype = torch.get_autocast_dtype("cpu")
-    fast = (
+    return (
         enabled("subpixel_deconv")
         and x.device.type == "cpu"
         and dtype == torch.bfloat16
@@ -134,12 +132,13 @@ def subpixel_dtype(deconv: nn.ConvTranspose2d, x: Tensor) -> torch.dtype | None:
         and deconv.groups == 1
         and deconv.bias is not None
     )
-    return dtype if fast else None
 
 
-def subpixel_deconv(deconv: nn.ConvTranspose2d, x: Tensor, dtype: torch.dtype) -> Tensor:
-    with torch.autocast("cpu", enabled=False):  # the casts autocast would make, then none inside
-        return SubpixelDeconv.apply(x.to(dtype), deconv.weight.to(dtype), deconv.bias.to(dtype))
+def subpixel_deconv(deconv: nn.ConvTranspose2d, x: Tensor) -> Tensor:
+    """The layer by `SubpixelDeconv` in bf16: the casts autocast would make, then none inside."""
+    with torch.autocast("cpu", enabled=False):
+        bf16 = torch.bfloat16
+        return SubpixelDeconv.apply(x.to(bf16), deconv.weight.to(bf16), deconv.bias.to(bf16))
 
 
 class SubpixelDeconv(torch.autograd.Function):
@@ -149,9 +148,9 @@ class SubpixelDeconv(torch.autograd.Function):
     the 4 phases (r, r') is a plain conv of x (padded by k/2 - 1) with a (k/2 x k/2) slice of the
     kernel, flipped; the 4 run as one conv with 4x the output channels, and `interleave_phases` (a
     pixel shuffle) interleaves them. An odd kernel gets a zero tap appended and the extra last row
-    and column are cut. Backward: the input gradient is conv2d(grad, weight, stride=2) (the transposed conv's
-    adjoint), the weight gradient a plain conv's weight gradient with the roles of input and
-    output swapped, the bias gradient a sum. Same function, another order of summation."""
+    and column are cut. Backward: the input gradient is conv2d(grad, weight, stride=2) (the
+    transposed conv's adjoint), the weight gradient a plain conv's weight gradient with the roles of
+    input and output swapped, the bias gradient a sum. Same function, another order of summation."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:

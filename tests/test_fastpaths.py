@@ -226,7 +226,7 @@ def test_subpixel_deconv_is_the_transposed_conv_with_its_gradients(kernel, size)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("crop", [0, 1])
 def test_interleave_phases_is_pixel_shuffle_then_crop(dtype, crop):
-    """SubpixelDeconv's interleave (one strided copy) moves every value where F.pixel_shuffle and a
+    """SubpixelDeconv's interleave (strided copies) moves every value where F.pixel_shuffle and a
     crop of the last row and column put it: bit for bit, into a fresh contiguous tensor."""
     from models.nets import interleave_phases
 

@@ -99,6 +99,13 @@ def jemalloc_library() -> str | None:
     return ctypes.util.find_library("jemalloc") if sys.platform.startswith("linux") else None
 
 
+def system_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """`environ` (default: this process's) for a process to start on glibc's defaults: the policy's
+    variables dropped, and the opt-out set so that the process does not apply the policy itself."""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if k not in POLICY} | {OPT_OUT: "system"}
+
+
 def jemalloc_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     """`environ` (default: this process's) with jemalloc preloaded and configured to keep freed pages,
     for a process to start with: glibc's malloc is then unused, so the policy's variables are dropped."""
@@ -107,9 +114,9 @@ def jemalloc_env(environ: dict[str, str] | None = None) -> dict[str, str]:
         raise AllocatorUnavailable(
             "jemalloc is not installed (Debian/Ubuntu: apt install libjemalloc2; Fedora: dnf install jemalloc)"
         )
-    env = {k: v for k, v in (os.environ if environ is None else environ).items() if k not in POLICY}
+    env = system_env(environ)  # glibc's malloc unused: its policy has nothing to do
     preload = " ".join(x for x in (library, env.get("LD_PRELOAD", "")) if x)
-    return env | {"LD_PRELOAD": preload, "MALLOC_CONF": JEMALLOC_CONF, OPT_OUT: "system"}
+    return env | {"LD_PRELOAD": preload, "MALLOC_CONF": JEMALLOC_CONF}
 
 
 class MallInfo2(ctypes.Structure):

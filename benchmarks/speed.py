@@ -342,11 +342,11 @@ def worker_env(allocator: str = "policy") -> dict[str, str]:
     """The environment of a measurement's process: ours (which carries the allocator policy once
     it is applied), with allocator="system" glibc's defaults (the policy's variables removed), with
     "jemalloc" jemalloc preloaded, keeping freed pages (benchmarks.memory.jemalloc_env)."""
-    from benchmarks.memory import OPT_OUT, POLICY, jemalloc_env
+    from benchmarks.memory import jemalloc_env, system_env
 
     env = dict(os.environ)
     if allocator == "system":
-        env = {k: v for k, v in env.items() if k not in POLICY} | {OPT_OUT: "system"}
+        env = system_env(env)
     elif allocator == "jemalloc":
         env = jemalloc_env(env)
     elif allocator != "policy":

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
@@ -51,8 +52,10 @@ OPT_OUT = "CWBENCH_MALLOC"  # =system: leave glibc's defaults alone
 _applied: dict[str, int] | None = None
 
 
+@functools.cache
 def libc() -> ctypes.CDLL | None:
-    """glibc, or None where there is none."""
+    """glibc, or None where there is none. Loaded once: find_library runs ldconfig in a subprocess,
+    which is no work for every `mallinfo2` call (a sampling thread, a probe between malloc and free)."""
     if not sys.platform.startswith("linux"):
         return None
     try:

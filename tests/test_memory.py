@@ -169,14 +169,9 @@ def test_a_process_started_with_the_jemalloc_environment_runs_on_it():
 
 # the heap's bytes from the system while a 256 MiB block at the top of the heap lives, and after it is
 # freed (malloc and free called directly: a tensor's block need not be at the top, where a trim acts)
-# A free 1 MiB chunk below the 256 MiB block (kept off the top by a small pinned one) takes what Python
-# mallocs while the block lives: anything carved from the top would sit above the block, and freeing the
-# block could not give the top back, policy or not (with a 1,000-character variable in the environment
-# that happened in every run, whatever PYTHONHASHSEED).
 TRIM = (
     "import ctypes; from benchmarks.memory import heap_bytes, libc; lib = libc(); "
     "lib.malloc.restype = ctypes.c_void_p; lib.free.argtypes = [ctypes.c_void_p]; "
-    "spare = lib.malloc(1 << 20); pin = lib.malloc(64); lib.free(spare); "
     "p = lib.malloc(256 << 20); ctypes.memset(p, 1, 256 << 20); alive = heap_bytes(); lib.free(p); "
     "print(json.dumps({'alive': alive, 'freed': heap_bytes()}))"
 )
